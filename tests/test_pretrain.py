@@ -1,0 +1,187 @@
+"""hcmtl-pretrain end to end on the smoke world: every variant, SIGKILL and resume, corrupt checkpoints,
+NaN stop, SIGTERM, and DDP with torchrun (gloo, CPU)."""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hcmtl.engine import list_checkpoints
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _tool(name):
+    return shutil.which(name) or str(BIN / name)
+
+
+def _env(**extra):
+    env = dict(os.environ, HCMTL_PROGRESS='0', PYTHONUNBUFFERED='1')
+    env.pop('HCMTL_FAULT', None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope='session')
+def smoke_world(tmp_path_factory):
+    "The smoke synthetic world with its teacher: generated for the session (the repo's copy is reused locally)."
+    local = REPO / 'data' / 'synth' / 'smoke'
+    if not os.environ.get('CI') and (local / 'world.json').is_file() and (local / 'teacher.pt').is_file():
+        return local
+    w = tmp_path_factory.mktemp('smoke') / 'world'
+    subprocess.run([_tool('hcmtl-synth'), '--preset', 'smoke', '--out', str(w)], check=True, env=_env(), timeout=600)
+    subprocess.run([_tool('hcmtl-teacher'), 'train', '--data', str(w), '--preset', 'smoke'], check=True, env=_env(),
+                   timeout=600)
+    return w
+
+
+# 8 pool videos, batch 2 -> 4 steps per epoch, 2 epochs = 8 steps; checkpoints every 3 steps and at epoch ends
+RESUME_OV = ['pretrain.epochs=2', 'pretrain.batch_size=2', 'pretrain.max_steps=null', 'pretrain.ckpt_every=3',
+             'pretrain.keep_last=2', 'pretrain.log_every=1']
+
+
+def _pretrain(world, out, *extra, fault=None, resume=False, check=True):
+    "Run hcmtl-pretrain in a subprocess; returns the CompletedProcess."
+    args = [_tool('hcmtl-pretrain')]
+    args += ['--resume', str(out)] if resume else ['--preset', 'smoke', '--data', str(world), '--out', str(out), '--device', 'cpu']
+    args += list(extra)
+    env = _env(**({'HCMTL_FAULT': fault} if fault else {}))
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{args} exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+    return r
+
+
+def _final_state(run):
+    ck = list_checkpoints(Path(run) / 'checkpoints')[-1]
+    return torch.load(ck, weights_only=True)
+
+
+def _assert_same_weights(run_a, run_b):
+    a, b = _final_state(run_a), _final_state(run_b)
+    assert a['global_step'] == b['global_step']
+    assert a['model'].keys() == b['model'].keys()
+    diff = [k for k in a['model'] if not torch.equal(a['model'][k], b['model'][k])]
+    assert not diff, f"weights differ after resume: {diff[:5]}"
+    ea = torch.load(Path(run_a) / 'encoder.pt', weights_only=True)['state_dict']
+    eb = torch.load(Path(run_b) / 'encoder.pt', weights_only=True)['state_dict']
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+
+
+@pytest.mark.parametrize('variant', ['full', 'no_kd', 'ti'])
+def test_variants_smoke(smoke_world, tmp_path, variant, monkeypatch):
+    "hcmtl-pretrain --preset smoke for each variant: a complete run directory, weights_only-loadable files."
+    from hcmtl.pretrain import pretrain_cli, read_log
+    monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.delenv('HCMTL_FAULT', raising=False)
+    out = tmp_path / variant
+    assert pretrain_cli(['--preset', 'smoke', '--variant', variant, '--data', str(smoke_world), '--out', str(out),
+                         '--device', 'cpu']) == 0
+    for f in ('config.yaml', 'environment.json', 'log.csv', 'encoder.pt', 'done.json'):
+        assert (out / f).is_file(), f
+    enc = torch.load(out / 'encoder.pt', weights_only=True)
+    assert enc['meta']['variant'] == variant and enc['state_dict']
+    ck = _final_state(out)
+    assert ck['global_step'] == json.loads((out / 'done.json').read_text())['global_step'] > 0
+    assert 'queue' in ''.join(ck['model'])
+    df = read_log(out)
+    steps = df[df.kind == 'step']
+    assert {'loss', 'motion', 'app', 'lr', 'clips_per_s', 'data_wait', 'skipped'} <= set(df.columns)
+    assert steps['loss'].notna().all() and (steps['clips_per_s'] > 0).all()
+    assert ('kd' in df and steps['kd'].notna().all()) == (variant != 'no_kd')
+    assert (df.kind == 'epoch').any()
+
+
+@pytest.fixture(scope='module')
+def reference_run(smoke_world, tmp_path_factory):
+    "Run A: 8 steps uninterrupted."
+    out = tmp_path_factory.mktemp('resume') / 'A'
+    _pretrain(smoke_world, out, *RESUME_OV)
+    return out
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_kill_and_resume_is_exact(smoke_world, reference_run, tmp_path, workers):
+    "A run SIGKILLed mid-epoch (after step 7; last checkpoint at step 6) and resumed ends with A's weights."
+    out = tmp_path / 'B'
+    ov = [*RESUME_OV, f'data.num_workers={workers}']
+    r = _pretrain(smoke_world, out, *ov, fault='kill@7', check=False)
+    assert r.returncode == -9, (r.returncode, r.stderr)
+    assert [p.name for p in list_checkpoints(out / 'checkpoints')] == ['ckpt-00000004.pt', 'ckpt-00000006.pt']
+    assert not (out / 'done.json').exists()
+    r = _pretrain(smoke_world, out, resume=True)
+    assert 'resumed from' in r.stderr and 'ckpt-00000006.pt' in r.stderr, r.stderr
+    _assert_same_weights(reference_run, out)
+    import pandas as pd
+    la, lb = pd.read_csv(reference_run / 'log.csv'), pd.read_csv(out / 'log.csv')
+    assert list(la.step) == list(lb.step)
+    assert la['loss'].tolist() == lb['loss'].tolist()
+
+
+def test_corrupt_checkpoint_falls_back(smoke_world, reference_run, tmp_path):
+    "A truncated newest checkpoint is reported by name; the previous one is used and the run still ends like A."
+    out = tmp_path / 'C'
+    shutil.copytree(reference_run, out)
+    newest = list_checkpoints(out / 'checkpoints')[-1]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    r = _pretrain(smoke_world, out, resume=True)
+    assert newest.name in r.stderr and 'truncated' in r.stderr and 'falling back' in r.stderr, r.stderr
+    _assert_same_weights(reference_run, out)
+
+
+def test_sigterm_saves_and_resumes(smoke_world, reference_run, tmp_path):
+    "SIGTERM (preemption) after step 5: a checkpoint is saved, exit code 143; resuming ends like A."
+    out = tmp_path / 'T'
+    r = _pretrain(smoke_world, out, *RESUME_OV, fault='term@5', check=False)
+    assert r.returncode == 143, (r.returncode, r.stderr)
+    assert 'SIGTERM' in r.stderr and '--resume' in r.stderr
+    assert list_checkpoints(out / 'checkpoints')[-1].name == 'ckpt-00000006.pt'
+    _pretrain(smoke_world, out, resume=True)
+    _assert_same_weights(reference_run, out)
+
+
+def test_nan_stops_with_step_and_term(smoke_world, tmp_path, monkeypatch, capsys):
+    "A NaN in L_KL at step 3 stops the run naming step and term; the last good checkpoint (step 2) is intact."
+    from hcmtl.pretrain import pretrain_cli
+    monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.setenv('HCMTL_FAULT', 'nan:kd@3')
+    out = tmp_path / 'N'
+    rc = pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(out), '--device', 'cpu',
+                       'pretrain.batch_size=2', 'pretrain.ckpt_every=2', 'pretrain.max_steps=6', 'pretrain.epochs=2'])
+    err = capsys.readouterr().err
+    assert rc == 1 and 'step 3' in err and "'kd'" in err, err
+    cks = list_checkpoints(out / 'checkpoints')
+    assert [p.name for p in cks] == ['ckpt-00000002.pt']
+    assert torch.load(cks[0], weights_only=True)['global_step'] == 2
+    assert not (out / 'done.json').exists()
+
+
+def test_huge_lr_diverges_with_message(smoke_world, tmp_path, monkeypatch, capsys):
+    "lr=1e9 blows the weights up; the run stops at the first non-finite loss with a message."
+    from hcmtl.pretrain import pretrain_cli
+    monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.delenv('HCMTL_FAULT', raising=False)
+    rc = pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'L'), '--device', 'cpu',
+                       'pretrain.lr=1e9', 'pretrain.batch_size=2', 'pretrain.max_steps=8', 'pretrain.epochs=2'])
+    err = capsys.readouterr().err
+    assert rc == 1 and 'non-finite loss at step' in err, err
+
+
+def test_torchrun_two_processes(smoke_world, tmp_path):
+    "torchrun --nproc_per_node 2 (gloo): identical weights on both ranks, queue filled with keys of both ranks."
+    out = tmp_path / 'D'
+    args = [_tool('torchrun'), '--standalone', '--nproc_per_node', '2', _tool('hcmtl-pretrain'), '--preset', 'smoke',
+            '--data', str(smoke_world), '--out', str(out), '--device', 'cpu',
+            'pretrain.batch_size=2', 'pretrain.max_steps=null', 'pretrain.epochs=2', 'loss.queue_size=64']
+    r = subprocess.run(args, capture_output=True, text=True, env=_env(OMP_NUM_THREADS='1'), timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    done = json.loads((out / 'done.json').read_text())
+    assert done['world_size'] == 2 and done['global_batch'] == 4
+    d0, d1 = done['rank_state_sha256']
+    assert d0 == d1, "ranks ended with different weights/buffers"
+    steps = done['global_step']
+    assert steps == 4  # 8 videos / (2 ranks × 2) = 2 steps per epoch, 2 epochs
+    state = _final_state(out)['model']
+    ptr_key = next(k for k in state if k.endswith('queue_ptr'))
+    assert int(state[ptr_key]) == (steps * 4) % 64  # each step enqueues the keys of both ranks (2 × 2)
+    queue = state[next(k for k in state if k.endswith('queue') and state[k].dim() == 2)]
+    filled = queue[:, : steps * 4] if queue.shape[1] == 64 else queue[: steps * 4]
+    assert filled.abs().sum(-1 if queue.shape[1] != 64 else 0).gt(0).all()
