@@ -165,9 +165,10 @@ def read_hmdb51(root, # dataset root holding videos/ (or hmdb51_org/) and testTr
     splits = _subdir(root, ['testTrainMulti_7030_splits'], 'HMDB51 split list')
     videos = _subdir(root, ['videos', 'hmdb51_org'], 'HMDB51 video')
     suffix = f'_test_split{fold}.txt'
-    files = sorted(f for f in splits.iterdir() if f.name.endswith(suffix))
-    if not files: raise FileNotFoundError(f"no *{suffix} files in {splits}")
-    names = [f.name[:-len(suffix)] for f in files]
+    found = {f.name[:-len(suffix)]: f for f in splits.iterdir() if f.name.endswith(suffix)}
+    if not found: raise FileNotFoundError(f"no *{suffix} files in {splits}")
+    names = sorted(found)  # by class name: 'climb' before 'climb_stairs' (file names sort the other way)
+    files = [found[n] for n in names]
     index = DiskIndex(videos)
     train, test, absent, counts = [], [], [], {}
     for label, (name, f) in enumerate(zip(names, files)):
@@ -456,10 +457,6 @@ def find_videos(root, # folder to search recursively
     "All video files under a folder, sorted."
     return sorted(p for p in Path(root).rglob('*') if p.suffix.lower() in exts and p.is_file())
 
-def _probe(args):
-    path, min_frames, backend = args
-    return str(path), probe_video(path, min_frames, backend)
-
 def check_videos(root, # folder to check
                  min_frames: int=1, # videos with fewer frames are bad
                  backend: str='decord', # backend to check with (the one training uses)
@@ -469,10 +466,10 @@ def check_videos(root, # folder to check
     paths = find_videos(root)
     jobs = [(p, min_frames, backend) for p in paths]
     if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        with mp.get_context('spawn').Pool(workers) as pool: results = pool.map(_probe, jobs, chunksize=8)
-    else: results = [_probe(j) for j in jobs]
-    return len(paths), [(p, r) for p, r in results if r is not None]
+        import multiprocessing as mp  # spawned workers import only hcmtl.video (no torch)
+        with mp.get_context('spawn').Pool(workers) as pool: reasons = pool.starmap(probe_video, jobs, chunksize=8)
+    else: reasons = [probe_video(*j) for j in jobs]
+    return len(paths), [(str(p), r) for p, r in zip(paths, reasons) if r is not None]
 
 def check_videos_cli(argv=None) -> int:
     "hcmtl-check-videos ROOT: probe every video, print the bad ones, write a blacklist; exit 1 if any is bad."

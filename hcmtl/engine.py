@@ -21,7 +21,7 @@ from .core import get_device, seed_worker
 
 # %% auto #0
 __all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'autocast', 'use_channels_last', 'to_channels_last', 'configure_backends',
-           'maybe_compile', 'unwrap', 'DistInfo', 'setup_distributed', 'cleanup_distributed', 'any_rank',
+           'maybe_compile', 'unwrap', 'DistInfo', 'setup_distributed', 'cleanup_distributed', 'any_rank', 'sum_ranks',
            'broadcast_object', 'gather_objects', 'barrier', 'rng_state', 'set_rng_state', 'sample_seed',
            'ResumableSampler', 'SeededDataset', 'make_sampler', 'make_loader', 'scaled_lr', 'WarmupCosine',
            'make_scheduler', 'CheckpointError', 'atomic_write_bytes', 'atomic_torch_save', 'load_verified',
@@ -63,8 +63,9 @@ def configure_backends(device: torch.device, # the device of the run
     if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
 
 def maybe_compile(model: nn.Module, enabled: bool=False) -> nn.Module:
-    "`torch.compile` the module when enabled (a no-op otherwise)."
-    return torch.compile(model) if enabled else model
+    "Compile the module's forward in place with `torch.compile` when enabled (its state_dict keys are unchanged)."
+    if enabled: model.compile()
+    return model
 
 def unwrap(model: nn.Module) -> nn.Module:
     "The plain module inside DDP and/or `torch.compile` wrappers."
@@ -119,6 +120,14 @@ def any_rank(*flags: bool, device=None) -> list[bool]:
     t = torch.tensor([float(f) for f in flags], device=dev)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
+
+def sum_ranks(*values: float, device=None) -> list[float]:
+    "Each value summed over all ranks (one collective for several numbers)."
+    if not _dist_on(): return [float(v) for v in values]
+    dev = device or (torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else 'cpu')
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
 
 def broadcast_object(obj, src: int=0):
     "`obj` from rank `src` on every rank."
@@ -280,11 +289,13 @@ def atomic_write_bytes(data: bytes, path) -> Path:
     os.replace(tmp, path); _fsync_dir(path.parent)
     return path
 
-def atomic_torch_save(obj, path) -> str:
+def atomic_torch_save(obj, path, # file to write
+                      checksum: bool=True, # also write `<path>.sha256` (checked by `load_verified`)
+                     ) -> str:
     "`torch.save` `obj` atomically to `path`, with a `.sha256` side file; returns the checksum."
     buf = io.BytesIO(); torch.save(obj, buf); data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(json.dumps({'sha256': digest, 'size': len(data)}).encode(), Path(f'{path}.sha256'))
+    if checksum: atomic_write_bytes(json.dumps({'sha256': digest, 'size': len(data)}).encode(), Path(f'{path}.sha256'))
     atomic_write_bytes(data, path)
     return digest
 

@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/metrics.html.md"""
 
 # %% ../nbs/14a_metrics.ipynb #c002
 from __future__ import annotations
-import csv, json, logging, math
+import csv, json, logging, math, os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,8 +17,9 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['AVERAGES', 'log', 'RECALL_KS', 'topk_correct', 'topk_accuracy', 'video_scores', 'clip_and_video_accuracy',
            'confusion_matrix', 'per_class_accuracy', 'mean_class_accuracy', 'classification_report',
-           'write_predictions', 'read_predictions', 'report_from_predictions', 'cached_features',
-           'fit_logistic_regression', 'standardizer', 'linear_probe', 'retrieval_recall']
+           'write_predictions', 'read_predictions', 'report_from_predictions', 'load_cached_features',
+           'save_cached_features', 'cached_features', 'fit_logistic_regression', 'standardizer', 'linear_probe',
+           'retrieval_recall']
 
 # %% ../nbs/14a_metrics.ipynb #c005
 def topk_correct(scores: torch.Tensor, # N×C class scores (logits or probabilities)
@@ -157,23 +158,37 @@ def report_from_predictions(path, # predictions csv
 # %% ../nbs/14a_metrics.ipynb #c025
 log = logging.getLogger('hcmtl.metrics')
 
+def _fingerprint(fingerprint: dict|None) -> str: return json.dumps(fingerprint or {}, sort_keys=True, default=str)
+
+def load_cached_features(path, # cache file, e.g. <run>/features/train.pt
+                         fingerprint: dict|None=None, # what the features depend on
+                        ) -> dict|None:
+    "The cached features at `path` if they exist and were made with the same fingerprint, else None."
+    path = Path(path)
+    if not path.exists(): return None
+    try: d = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        log.warning(f"feature cache {path} is unreadable ({e}); extracting again"); return None
+    if not isinstance(d, dict) or d.get('fingerprint') != _fingerprint(fingerprint):
+        log.warning(f"feature cache {path} was made with other settings; extracting again"); return None
+    return {k: v for k, v in d.items() if k != 'fingerprint'}
+
+def save_cached_features(path, d: dict, fingerprint: dict|None=None) -> Path:
+    "Write features (a dict with 'features' and 'labels') and their fingerprint atomically."
+    if 'features' not in d or 'labels' not in d: raise ValueError("features to cache need 'features' and 'labels'")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    torch.save({**d, 'fingerprint': _fingerprint(fingerprint)}, tmp); os.replace(tmp, path)
+    return path
+
 def cached_features(path, # cache file, e.g. <run>/features/train.pt
                     extract: Callable[[], dict], # computes {'features': V×D, 'labels': V, ...} when needed
                     fingerprint: dict|None=None, # what the features depend on; a mismatch forces re-extraction
                    ) -> dict:
     "Load features from `path` if present with the same fingerprint, else extract and save them."
-    path, fp = Path(path), json.dumps(fingerprint or {}, sort_keys=True, default=str)
-    if path.exists():
-        try:
-            d = torch.load(path, map_location='cpu', weights_only=True)
-            if d.get('fingerprint') == fp: return {k: v for k, v in d.items() if k != 'fingerprint'}
-            log.warning(f"feature cache {path} was made with other settings; extracting again")
-        except Exception as e: log.warning(f"feature cache {path} is unreadable ({e}); extracting again")
-    d = extract()
-    if 'features' not in d or 'labels' not in d: raise ValueError("extract() must return 'features' and 'labels'")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save({**d, 'fingerprint': fp}, tmp); tmp.replace(path)
+    d = load_cached_features(path, fingerprint)
+    if d is None:
+        d = extract(); save_cached_features(path, d, fingerprint)
     return d
 
 # %% ../nbs/14a_metrics.ipynb #c028
@@ -182,7 +197,7 @@ def fit_logistic_regression(x: torch.Tensor, # N×D features (already standardis
                             num_classes: int, # C
                             weight_decay: float=1e-4, # L2 penalty on the weights (times ½‖W‖²)
                             optimizer: str='lbfgs', # 'lbfgs' (full batch) or 'sgd' (mini-batches)
-                            max_iter: int=200, # L-BFGS iterations or SGD epochs
+                            max_iter: int=100, # L-BFGS iterations or SGD epochs
                             batch_size: int=1024, # SGD mini-batch
                             lr: float=0.1, # SGD learning rate
                             seed: int=0, # init / shuffling seed

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+from torch import nn
 
 from .core import Config, SynthConfig, get_preset, config_to_dict, config_hash
 from .testing import write_video
@@ -19,11 +21,13 @@ from .testing import write_video
 # %% auto #0
 __all__ = ['PART_NAMES', 'PART_COLOURS', 'SKIN_TONES', 'POSE_KEYS', 'NEUTRAL', 'ACTIONS', 'SKIN', 'HAIR', 'SHIRT', 'PANTS',
            'SHOES', 'DIFFICULTY', 'JOINT_KEYS', 'POOL_ACTIONS', 'UCF_ACTIONS', 'HMDB_ACTIONS', 'DATASET_CODES', 'PARTS',
-           'colour_parts', 'Actor', 'random_colour', 'sample_actor', 'Action', 'action_pose', 'skeleton', 'draw_person',
-           'person_colours', 'block_majority', 'fractal_noise', 'make_scene', 'sample_distractor', 'draw_distractor',
-           'sample_clip_spec', 'clip_pose', 'supersample_factor', 'render_clip', 'show_actions', 'show_clip',
-           'dataset_actions', 'class_name', 'WorldItem', 'ucf_test_groups', 'hmdb_test_videos', 'plan_world',
-           'split_files', 'write_item', 'generate_world', 'world_info', 'describe_world', 'synth_cli']
+           'CONDITIONS', 'FLAT_GREY', 'colour_parts', 'Actor', 'random_colour', 'sample_actor', 'Action', 'action_pose',
+           'skeleton', 'draw_person', 'person_colours', 'block_majority', 'fractal_noise', 'make_scene',
+           'sample_distractor', 'draw_distractor', 'sample_clip_spec', 'clip_pose', 'supersample_factor', 'render_clip',
+           'show_actions', 'show_clip', 'dataset_actions', 'class_name', 'WorldItem', 'ucf_test_groups',
+           'hmdb_test_videos', 'plan_world', 'split_files', 'write_item', 'generate_world', 'world_info',
+           'describe_world', 'synth_cli', 'decode_video', 'load_world', 'world_split', 'condition_frames', 'CalibNet',
+           'train_from_scratch', 'calibrate']
 
 # %% ../nbs/06_synth.ipynb #c005
 PART_NAMES = ('background', 'head', 'torso', 'upper_arms', 'lower_arms', 'upper_legs', 'lower_legs')
@@ -734,7 +738,7 @@ def _progress(it, total, show):
 
 def _run_jobs(jobs, workers, show):
     "Run write_item over jobs, in-process or in a spawn pool; yield results."
-    if workers <= 1 or len(jobs) <= 1:
+    if workers <= 1 or len(jobs) < 4 * workers:  # a pool costs a few seconds to start (each process imports torch)
         yield from _progress(map(write_item, jobs), len(jobs), show)
         return
     import multiprocessing as mp
@@ -842,12 +846,130 @@ def synth_cli(argv=None) -> int:
     p.add_argument('--out', default=None, help='world directory (default data/synth/<preset>)')
     p.add_argument('--seed', type=int, default=None, help="world seed (default: the preset's seed)")
     p.add_argument('--workers', type=int, default=None, help='processes (default: the preset; 0 = all cores)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar (it is shown only on a terminal anyway)')
     a = p.parse_args(argv)
     cfg = get_preset(a.preset)
     if a.seed is not None: cfg.seed = a.seed
-    try: out = generate_world(cfg, a.out, a.workers, progress=not a.no_progress)
+    try: out = generate_world(cfg, a.out, a.workers, progress=not a.no_progress and sys.stdout.isatty())
     except ValueError as e:
         print(f'hcmtl-synth: error: {e}', file=sys.stderr); return 2
     print(describe_world(out))
     return 0
+
+# %% ../nbs/06_synth.ipynb #c062
+CONDITIONS = ('full', 'person_removed', 'flat_background')
+FLAT_GREY = 128
+
+def decode_video(path) -> np.ndarray:
+    "All frames of a video file as uint8 T×H×W×3 RGB (PyAV)."
+    import av
+    try:
+        with av.open(str(path)) as c: return np.stack([f.to_ndarray(format='rgb24') for f in c.decode(video=0)])
+    except (av.error.FFmpegError, ValueError) as e: raise RuntimeError(f"cannot decode video {path}: {e}") from e
+
+def load_world(world) -> tuple:
+    "A generated world's description (world.json) and its plan (the items with their specs)."
+    wj = Path(world) / 'world.json'
+    if not wj.exists(): raise FileNotFoundError(f"{wj} not found: generate the world first (hcmtl-synth)")
+    info = json.loads(wj.read_text())
+    return info, plan_world(SynthConfig(**info['config']), info['seed'])
+
+def world_split(world, dataset: str='ucf101', # 'ucf101' or 'hmdb51'
+                fold: int=1) -> tuple:
+    "(train items, test items, class names) of a fold of the UCF-like or split of the HMDB-like set."
+    info, plan = load_world(world)
+    scfg = SynthConfig(**info['config'])
+    items = [it for it in plan['items'] if it.dataset == dataset]
+    if dataset == 'ucf101':
+        groups = set(ucf_test_groups(fold, scfg.ucf_groups)); is_test = lambda it: it.group in groups
+    elif dataset == 'hmdb51':
+        per = scfg.hmdb_train_per_class + scfg.hmdb_test_per_class
+        test = hmdb_test_videos(fold, per, scfg.hmdb_test_per_class); is_test = lambda it: it.index - it.label * per in test
+    else: raise ValueError(f"dataset must be 'ucf101' or 'hmdb51', got {dataset!r}")
+    return [it for it in items if not is_test(it)], [it for it in items if is_test(it)], plan['classes'][dataset]
+
+def condition_frames(world, item: WorldItem, condition: str, info: dict) -> np.ndarray:
+    "The frames of one video under a calibration condition (uint8 T×H×W×3)."
+    world = Path(world)
+    if condition == 'person_removed':
+        return render_clip(item.spec, info['frame_size'], info['num_frames'], info['fps'], person=False)[0]
+    frames = decode_video(world / item.path)
+    if condition == 'flat_background':
+        parts = np.load(world / item.parts)['parts']
+        if parts.shape != frames.shape[:3]: raise ValueError(f"{world / item.parts}: shape {parts.shape} does not match the video {frames.shape}")
+        frames = frames.copy(); frames[parts == 0] = FLAT_GREY
+    elif condition != 'full': raise ValueError(f"unknown condition {condition!r}; choose from {CONDITIONS}")
+    return frames
+
+# %% ../nbs/06_synth.ipynb #c065
+class CalibNet(nn.Module):
+    "A small 3-D CNN trained from scratch to calibrate the world's difficulty."
+    def __init__(self, num_classes: int, width: int=16, # channels of the first block (doubles per block)
+                 dropout: float=0.3):
+        super().__init__()
+        def block(i, o, stride):
+            return nn.Sequential(nn.Conv3d(i, o, 3, stride, 1, bias=False), nn.BatchNorm3d(o), nn.ReLU(inplace=True))
+        w = width
+        self.body = nn.Sequential(block(3, w, (1, 2, 2)), block(w, 2 * w, 2), block(2 * w, 4 * w, 2), block(4 * w, 8 * w, (1, 2, 2)))
+        self.drop, self.fc = nn.Dropout(dropout), nn.Linear(8 * w, num_classes)
+    def forward(self, x): return self.fc(self.drop(self.body(x).mean((2, 3, 4))))
+
+def _batch(videos: np.ndarray, idx, clip_len: int, crop: int, rng, train: bool) -> torch.Tensor:
+    "Cut clips (every other frame) from N×T×H×W×3 uint8 videos: float B×3×clip_len×crop×crop, normalised."
+    T, H, W = videos.shape[1:4]
+    step = max(1, T // clip_len)
+    out = []
+    for i in idx:
+        t0 = int(rng.integers(0, T - step * (clip_len - 1))) if train else 0
+        y0, x0 = ((int(rng.integers(0, H - crop + 1)), int(rng.integers(0, W - crop + 1))) if train
+                  else ((H - crop) // 2, (W - crop) // 2))
+        c = videos[i, t0:t0 + step * clip_len:step, y0:y0 + crop, x0:x0 + crop]
+        if train and rng.random() < .5: c = c[:, :, ::-1]
+        out.append(np.ascontiguousarray(c))
+    x = torch.from_numpy(np.stack(out)).permute(0, 4, 1, 2, 3).float().div_(255)
+    return (x - 0.45) / 0.225
+
+def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y, num_classes: int,
+                       epochs: int=30, batch_size: int=16, lr: float=2e-3, width: int=16, clip_len: int=16,
+                       crop: int=64, seed: int=0) -> dict:
+    "Train CalibNet on uint8 videos N×T×H×W×3; return train and test top-1 accuracy."
+    torch.manual_seed(seed); rng = np.random.default_rng(seed)
+    net = CalibNet(num_classes, width)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
+    steps = epochs * math.ceil(len(train_x) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
+    ty = torch.as_tensor(np.asarray(train_y))
+    for ep in range(epochs):
+        net.train()
+        for b in np.array_split(rng.permutation(len(train_x)), math.ceil(len(train_x) / batch_size)):
+            loss = nn.functional.cross_entropy(net(_batch(train_x, b, clip_len, crop, rng, True)), ty[b])
+            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    def acc(x, y):
+        net.eval(); pred = []
+        with torch.no_grad():
+            for b in np.array_split(np.arange(len(x)), math.ceil(len(x) / 32)):
+                pred.append(net(_batch(x, b, clip_len, crop, rng, False)).argmax(1))
+        return float((torch.cat(pred).numpy() == np.asarray(y)).mean())
+    return dict(train_acc=acc(train_x, train_y), test_acc=acc(test_x, test_y))
+
+# %% ../nbs/06_synth.ipynb #c067
+def calibrate(world, # a generated world directory
+              datasets=('ucf101', 'hmdb51'), conditions=CONDITIONS, fold: int=1,
+              epochs: int=30, seed: int=0, log=print, **train_kw):
+    "Train a small 3-D CNN from scratch per dataset and condition; a table of top-1 accuracies."
+    import pandas as pd
+    rows = []
+    info, _ = load_world(world)
+    for ds in datasets:
+        train, test, classes = world_split(world, ds, fold)
+        for cond in conditions:
+            t0 = time.time()
+            tx = np.stack([condition_frames(world, it, cond, info) for it in train])
+            vx = np.stack([condition_frames(world, it, cond, info) for it in test])
+            r = train_from_scratch(tx, [it.label for it in train], vx, [it.label for it in test], len(classes),
+                                   epochs=epochs, seed=seed, **train_kw)
+            rows.append(dict(dataset=ds, condition=cond, classes=len(classes), train=len(train), test=len(test),
+                             chance=round(1 / len(classes), 3), train_acc=round(r['train_acc'], 3),
+                             test_acc=round(r['test_acc'], 3), seconds=round(time.time() - t0, 1)))
+            if log: log(rows[-1])
+    return pd.DataFrame(rows)

@@ -26,6 +26,8 @@ def _env(**extra):
 @pytest.fixture(scope='session')
 def smoke_world(tmp_path_factory):
     "The smoke synthetic world with its teacher: generated for the session (the repo's copy is reused locally)."
+    given = os.environ.get('HCMTL_TEST_WORLD')  # an already generated smoke world (local speed-up)
+    if given: return Path(given)
     local = REPO / 'data' / 'synth' / 'smoke'
     if not os.environ.get('CI') and (local / 'world.json').is_file() and (local / 'teacher.pt').is_file():
         return local
@@ -160,7 +162,7 @@ def test_huge_lr_diverges_with_message(smoke_world, tmp_path, monkeypatch, capsy
     from hcmtl.pretrain import pretrain_cli
     monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.delenv('HCMTL_FAULT', raising=False)
     rc = pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'L'), '--device', 'cpu',
-                       'pretrain.lr=1e9', 'pretrain.batch_size=2', 'pretrain.max_steps=8', 'pretrain.epochs=2'])
+                       'pretrain.lr=1000000000.0', 'pretrain.batch_size=2', 'pretrain.max_steps=8', 'pretrain.epochs=2'])
     err = capsys.readouterr().err
     assert rc == 1 and 'non-finite loss at step' in err, err
 
