@@ -466,8 +466,9 @@ def check_videos(root, # folder to check
     paths = find_videos(root)
     jobs = [(p, min_frames, backend) for p in paths]
     if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp  # spawned workers import only hcmtl.video (no torch)
-        with mp.get_context('spawn').Pool(workers) as pool: reasons = pool.starmap(probe_video, jobs, chunksize=8)
+        import multiprocessing as mp
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+        with ctx.Pool(workers) as pool: reasons = pool.starmap(probe_video, jobs, chunksize=8)
     else: reasons = [probe_video(*j) for j in jobs]
     return len(paths), [(str(p), r) for p, r in zip(paths, reasons) if r is not None]
 

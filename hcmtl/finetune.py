@@ -500,16 +500,16 @@ def finetune(cfg: Config|None, # configuration (None with `resume`: the run's ow
         if not (r / 'finetune.json').is_file():
             raise FileNotFoundError(f"cannot resume {r}: no finetune.json there (not a fine-tuning run directory)")
         old = json.loads((r / 'finetune.json').read_text())
-        if cfg is None: cfg = load_config(r / 'config.yaml')
+        run_cfg = load_config(r / 'config.yaml')
         pretrained = old['pretrained'] if pretrained is None else pretrained
         dataset, fold = dataset or old['dataset'], fold or old['fold']
         if (r / 'metrics.json').is_file():
             log.info(f"{r} is already complete"); return r
-    if cfg is None: raise ValueError("finetune needs a config, or resume=RUN_DIR")
+    if cfg is None and resume is None: raise ValueError("finetune needs a config, or resume=RUN_DIR")
     if dataset not in DOWNSTREAM: raise ConfigError(f"unknown downstream dataset {dataset!r}; choose from {DOWNSTREAM}")
     if pretrained is None: raise ValueError("finetune needs `pretrained`: a pretraining run, an encoder.pt or 'none'")
     pre = load_pretrained(pretrained)
-    cfg = finetune_data(cfg, crop_scale, color_jitter)
+    cfg = finetune_data(cfg, crop_scale, color_jitter) if cfg is not None else run_cfg  # a run's own config is final
     cfg = dataclasses.replace(cfg, model=finetune_model_config(cfg.model, pre))
     if fold is not None: cfg.data = dataclasses.replace(cfg.data, fold=int(fold))
     validate(cfg)

@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/metrics.html.md"""
 
 # %% ../nbs/14a_metrics.ipynb #c002
 from __future__ import annotations
-import csv, json, logging, math, os
+import contextlib, csv, json, logging, math, os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['AVERAGES', 'log', 'RECALL_KS', 'topk_correct', 'topk_accuracy', 'video_scores', 'clip_and_video_accuracy',
-           'confusion_matrix', 'per_class_accuracy', 'mean_class_accuracy', 'classification_report',
+           'confusion_matrix', 'per_class_accuracy', 'mean_class_accuracy', 'classification_report', 'plot_confusion',
            'write_predictions', 'read_predictions', 'report_from_predictions', 'load_cached_features',
-           'save_cached_features', 'cached_features', 'fit_logistic_regression', 'standardizer', 'linear_probe',
-           'retrieval_recall']
+           'save_cached_features', 'cached_features', 'fit_logistic_regression', 'few_threads', 'standardizer',
+           'linear_probe', 'retrieval_recall']
 
 # %% ../nbs/14a_metrics.ipynb #c005
 def topk_correct(scores: torch.Tensor, # N×C class scores (logits or probabilities)
@@ -107,6 +107,25 @@ def classification_report(clip_scores: torch.Tensor, # V×N×C logits (N clips p
     return rep
 
 # %% ../nbs/14a_metrics.ipynb #c022
+def plot_confusion(confusion, # C×C counts (row = true class)
+                   classes: Sequence[str]|None=None, # class names
+                   ax=None, # matplotlib axes (default: a new figure)
+                   title: str='confusion (row-normalised)',
+                  ):
+    "Show a row-normalised confusion matrix."
+    import matplotlib.pyplot as plt
+    cm = torch.as_tensor(confusion).double()
+    frac = (cm / cm.sum(1, keepdim=True).clamp_min(1)).numpy()
+    n = cm.shape[0]
+    if ax is None: _, ax = plt.subplots(figsize=(0.4 * n + 2.5, 0.4 * n + 2))
+    im = ax.imshow(frac, vmin=0, vmax=1, cmap='Blues')
+    names = list(classes) if classes is not None else [str(i) for i in range(n)]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=7); ax.set_yticks(range(n), names, fontsize=7)
+    ax.set(xlabel='predicted', ylabel='true', title=title)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    return ax
+
+# %% ../nbs/14a_metrics.ipynb #c025
 def write_predictions(path, # csv file to write
                       scores: torch.Tensor, # V×C video-level scores
                       labels: torch.Tensor, # V true class ids
@@ -155,7 +174,7 @@ def report_from_predictions(path, # predictions csv
     return {'video': {k: v for k, v in rep['video'].items() if k not in ('clips', 'average')},
             'per_class': rep['per_class'], 'confusion': rep['confusion'], 'classes': rep['classes']}
 
-# %% ../nbs/14a_metrics.ipynb #c025
+# %% ../nbs/14a_metrics.ipynb #c028
 log = logging.getLogger('hcmtl.metrics')
 
 def _fingerprint(fingerprint: dict|None) -> str: return json.dumps(fingerprint or {}, sort_keys=True, default=str)
@@ -191,7 +210,7 @@ def cached_features(path, # cache file, e.g. <run>/features/train.pt
         d = extract(); save_cached_features(path, d, fingerprint)
     return d
 
-# %% ../nbs/14a_metrics.ipynb #c028
+# %% ../nbs/14a_metrics.ipynb #c031
 def fit_logistic_regression(x: torch.Tensor, # N×D features (already standardised)
                             y: torch.Tensor, # N class ids
                             num_classes: int, # C
@@ -203,6 +222,18 @@ def fit_logistic_regression(x: torch.Tensor, # N×D features (already standardis
                             seed: int=0, # init / shuffling seed
                            ) -> torch.nn.Linear:
     "A linear classifier fitted by cross-entropy + L2 on fixed features."
+    with few_threads(x.numel() < 2**20 and x.device.type == 'cpu'):
+        return _fit_logistic_regression(x, y, num_classes, weight_decay, optimizer, max_iter, batch_size, lr, seed)
+
+@contextlib.contextmanager
+def few_threads(enabled: bool=True):
+    "Run small CPU problems on one thread: syncing threads would cost more than the work."
+    n = torch.get_num_threads()
+    if enabled: torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
+def _fit_logistic_regression(x, y, num_classes, weight_decay, optimizer, max_iter, batch_size, lr, seed):
     x, y = x.float(), y.long().to(x.device)
     g = torch.Generator().manual_seed(seed)
     lin = torch.nn.Linear(x.shape[1], num_classes).to(x.device)
@@ -226,7 +257,7 @@ def fit_logistic_regression(x: torch.Tensor, # N×D features (already standardis
     else: raise ValueError(f"unknown optimizer {optimizer!r}; choose 'lbfgs' or 'sgd'")
     return lin.eval()
 
-# %% ../nbs/14a_metrics.ipynb #c029
+# %% ../nbs/14a_metrics.ipynb #c032
 def standardizer(x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     "A function that standardises features with the mean and std of `x`."
     mu, sd = x.float().mean(0), x.float().std(0, unbiased=False).clamp_min(1e-6)
@@ -265,7 +296,7 @@ def linear_probe(train: dict, # {'features': N×D, 'labels': N} of the training 
     return {**topk_accuracy(test_scores, test['labels'], ks), 'weight_decay': best,
             'val_acc1': {str(k): v for k, v in val_acc.items()}, 'num_train': len(xtr), 'num_test': len(test_scores)}
 
-# %% ../nbs/14a_metrics.ipynb #c033
+# %% ../nbs/14a_metrics.ipynb #c036
 RECALL_KS = (1, 5, 10, 20, 50)
 
 def retrieval_recall(query: torch.Tensor, # Q×D query features (test videos)

@@ -32,7 +32,7 @@ from .moco import MoCoHCMTL
 
 # %% auto #0
 __all__ = ['log', 'TERMS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'build_pretraining', 'teacher_targets',
-           'pretrain_step', 'encoder_payload', 'pretrain', 'read_log', 'plot_losses', 'pretrain_cli']
+           'pretrain_step', 'state_digests', 'encoder_payload', 'pretrain', 'read_log', 'plot_losses', 'pretrain_cli']
 
 # %% ../nbs/13_pretrain.ipynb #c005
 log = logging.getLogger('hcmtl.pretrain')
@@ -152,12 +152,18 @@ class _Meters:
     def state(self) -> dict: return {'win': dict(self.win), 'ep': dict(self.ep)}
 
 # %% ../nbs/13_pretrain.ipynb #c015
-def _state_digest(module: nn.Module) -> str:
-    "SHA-256 of every tensor of a module's state dict (to compare ranks)."
+def _digest(named_tensors) -> str:
     h = hashlib.sha256()
-    for k, v in unwrap(module).state_dict().items():
+    for k, v in named_tensors:
         h.update(k.encode()); h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+def state_digests(model: nn.Module) -> dict:
+    "SHA-256 of the parameters, of the MoCo queue and of the other buffers (BN statistics), to compare ranks."
+    m = unwrap(model)
+    bufs = [(k, v) for k, v in m.named_buffers() if not k.startswith('queue')]
+    return {'parameters': _digest(m.named_parameters()), 'queue': _digest((k, v) for k, v in m.named_buffers() if k.startswith('queue')),
+            'buffers': _digest(bufs)}
 
 def encoder_payload(model: MoCoHCMTL, cfg: Config, step: int) -> dict:
     "The `encoder.pt` content: f_l + high-level encoders and metadata (weights_only-loadable)."
@@ -189,26 +195,35 @@ def _prepare_run(cfg: Config, di: DistInfo, out, resume) -> Path:
     return Path(run)
 
 # %% ../nbs/13_pretrain.ipynb #c017
+def _generators(p: Pretraining) -> dict:
+    "The trainer's own torch.Generators, saved with the RNG state."
+    return {'pairs': p.pair_generator, 'augment': p.augment.generator}
+
+def _restore(p: Pretraining, ckdir: Path) -> tuple:
+    "(epoch, step_in_epoch, global_step, meters) after loading the newest good checkpoint of `ckdir`."
+    di = p.dist
+    state, path = load_latest_checkpoint(ckdir)
+    if state is None:
+        log.warning(f"{ckdir}: no checkpoint to resume from; starting from the beginning")
+        return 0, 0, 0, _Meters()
+    info = restore_training_state(state, p.model, p.optimizer, p.scheduler, path=path)
+    epoch, step_in_epoch, step = info['epoch'], info['step_in_epoch'], info['global_step']
+    exact = len(info['rng']) == di.world_size and info.get('steps_per_epoch') == p.steps_per_epoch
+    if exact: set_rng_state(info['rng'][di.rank], _generators(p))
+    else: log.warning(f"{path}: saved by {len(info['rng'])} processes with {info.get('steps_per_epoch')} steps per epoch, "
+                      f"resumed on {di.world_size} with {p.steps_per_epoch}: the run continues, but not bit-exactly")
+    if di.is_main: log.info(f"resumed from {path} at epoch {epoch}, step {step}")
+    if step_in_epoch >= p.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
+    return epoch, step_in_epoch, step, _Meters(info.get('meters'))
+
+# %% ../nbs/13_pretrain.ipynb #c019
 def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
     tc = cfg.pretrain
     run = _prepare_run(cfg, di, out, resume)
     configure_backends(di.device, deterministic=di.device.type == 'cpu')
     p = build_pretraining(cfg, di)
-    ckdir, gens = run / 'checkpoints', {'pairs': p.pair_generator, 'augment': p.augment.generator}
-    epoch = step_in_epoch = step = 0
-    meters = _Meters()
-    if resume is not None:
-        state, path = load_latest_checkpoint(ckdir)
-        if state is None: log.warning(f"{run}: no checkpoint to resume from; starting from the beginning")
-        else:
-            info = restore_training_state(state, p.model, p.optimizer, p.scheduler, path=path)
-            epoch, step_in_epoch, step = info['epoch'], info['step_in_epoch'], info['global_step']
-            meters = _Meters(info.get('meters'))
-            if len(info['rng']) == di.world_size: set_rng_state(info['rng'][di.rank], gens)
-            else: log.warning(f"{path}: saved by {len(info['rng'])} processes, resumed on {di.world_size}: "
-                              "random streams restart (the run continues, but not bit-exactly)")
-            if di.is_main: log.info(f"resumed from {path} at epoch {epoch}, step {step}")
-    if step_in_epoch >= p.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
+    ckdir, gens = run / 'checkpoints', _generators(p)
+    epoch, step_in_epoch, step, meters = _restore(p, ckdir) if resume is not None else (0, 0, 0, _Meters())
     if resume is not None and step >= p.last_step and (run / 'done.json').is_file() and (run / 'encoder.pt').is_file():
         if di.is_main: log.info(f"{run} is already complete at step {step}")
         return run
@@ -229,6 +244,7 @@ def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
         return step
 
     tp, t_start = Throughput(di.world_size), time.perf_counter()
+    start_step = step
     bar = Progress(p.last_step - step, progress_enabled(di))
     last_saved, stopped = -1, False
     with StopSignal() as stop:
@@ -261,7 +277,7 @@ def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
                            'lr': lr, 'clips_per_s': rate['clips_per_s'],
                            'data_wait': rate['data_wait'], 'skipped': w['skipped']}
                     if logger: logger.log(row)
-                    bar.update(tc.log_every if step % tc.log_every == 0 else step % tc.log_every, step=step,
+                    bar.update(step - start_step - bar.n, step=step,
                                **{k: w[k] for k in terms}, **{'clips/s': rate['clips_per_s'],
                                'wait': f"{100 * rate['data_wait']:.0f}%"})
                 stopped = red[1] > 0
@@ -283,20 +299,20 @@ def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
         barrier()
         raise Preempted(f"stopped by a signal at step {step}; checkpoint saved in {ckdir}; continue with --resume {run}")
     if last_saved != step and step > 0: save()
-    digests = gather_objects(_state_digest(p.model))
+    digests = gather_objects(state_digests(p.model))
     if di.is_main:
         atomic_torch_save(encoder_payload(p.model, cfg, step), run / 'encoder.pt', checksum=False)
         last = {k: float(v) for k, v in (logger.rows()[-1] if logger.rows() else {}).items() if k in TERMS and v != ''}
-        done = {'global_step': step, 'epochs': epoch, 'steps_per_epoch': p.steps_per_epoch, 'final': last,
+        done = {'global_step': step, 'epochs_completed': epoch, 'steps_per_epoch': p.steps_per_epoch, 'final': last,
                 'world_size': di.world_size, 'global_batch': tc.batch_size * di.world_size,
                 'seconds': round(time.perf_counter() - t_start, 3), 'encoder': 'encoder.pt',
-                'rank_state_sha256': digests, 'config_hash': config_hash(cfg)}
+                'rank_digests': digests, 'config_hash': config_hash(cfg)}
         atomic_write_bytes(json.dumps(done, indent=2).encode(), run / 'done.json')
         logger.close()
     barrier()
     return run
 
-# %% ../nbs/13_pretrain.ipynb #c019
+# %% ../nbs/13_pretrain.ipynb #c021
 def pretrain(cfg: Config|None=None, # configuration (None with `resume`: the run's own config.yaml)
              out=None, # run directory to create (None = <cfg.out>/pretrain-<time>-<hash>)
              resume=None, # run directory to continue from its newest good checkpoint
@@ -314,7 +330,7 @@ def pretrain(cfg: Config|None=None, # configuration (None with `resume`: the run
     finally:
         if owns_group: cleanup_distributed()
 
-# %% ../nbs/13_pretrain.ipynb #c021
+# %% ../nbs/13_pretrain.ipynb #c023
 def read_log(run) -> 'pd.DataFrame':
     "The `log.csv` of a run as a DataFrame."
     import pandas as pd
@@ -335,7 +351,7 @@ def plot_losses(run, # a run directory (or a DataFrame from `read_log`)
     ax.set(xlabel='step', ylabel='loss', title='pretraining losses (eq. 7)'); ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/13_pretrain.ipynb #c023
+# %% ../nbs/13_pretrain.ipynb #c025
 def pretrain_cli(argv=None) -> int:
     "Command line `hcmtl-pretrain`."
     ap = argparse.ArgumentParser(prog='hcmtl-pretrain', description='Multi-task pretraining (eq. 7) of a 3-D CNN.')
@@ -364,7 +380,7 @@ def pretrain_cli(argv=None) -> int:
             if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
         cfg = validate(apply_overrides(cfg, ov))
         run = pretrain(cfg, out=a.out, resume=a.resume)
-    except ConfigError as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
+    except (ConfigError, FileNotFoundError) as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
     except NonFiniteLossError as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 1
     except Preempted as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 143
     if int(os.environ.get('RANK', '0')) == 0: print(run)

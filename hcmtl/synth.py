@@ -930,9 +930,13 @@ def _batch(videos: np.ndarray, idx, clip_len: int, crop: int, rng, train: bool) 
     return (x - 0.45) / 0.225
 
 def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y, num_classes: int,
-                       epochs: int=30, batch_size: int=16, lr: float=2e-3, width: int=16, clip_len: int=16,
-                       crop: int=64, seed: int=0) -> dict:
+                       epochs: int=25, batch_size: int=16, lr: float=2e-3, width: int=16,
+                       clip_len: int=8, # frames per clip, taken evenly over the video (every T//clip_len-th)
+                       crop: int=64, # side of the square crop fed to the network
+                       seed: int=0, threads: int|None=None, # torch CPU threads (None = leave as is)
+                      ) -> dict:
     "Train CalibNet on uint8 videos N×T×H×W×3; return train and test top-1 accuracy."
+    if threads: torch.set_num_threads(threads)
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     net = CalibNet(num_classes, width)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
@@ -953,9 +957,14 @@ def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y,
     return dict(train_acc=acc(train_x, train_y), test_acc=acc(test_x, test_y))
 
 # %% ../nbs/06_synth.ipynb #c067
+def _resize_video(frames: np.ndarray, size: int|None) -> np.ndarray:
+    if size is None or frames.shape[1] == size: return frames
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
 def calibrate(world, # a generated world directory
               datasets=('ucf101', 'hmdb51'), conditions=CONDITIONS, fold: int=1,
-              epochs: int=30, seed: int=0, log=print, **train_kw):
+              epochs: int=25, seed: int=0, resize: int|None=72, # frame side the videos are resized to (None = as stored)
+              log=print, **train_kw):
     "Train a small 3-D CNN from scratch per dataset and condition; a table of top-1 accuracies."
     import pandas as pd
     rows = []
@@ -964,8 +973,8 @@ def calibrate(world, # a generated world directory
         train, test, classes = world_split(world, ds, fold)
         for cond in conditions:
             t0 = time.time()
-            tx = np.stack([condition_frames(world, it, cond, info) for it in train])
-            vx = np.stack([condition_frames(world, it, cond, info) for it in test])
+            load = lambda it: _resize_video(condition_frames(world, it, cond, info), resize)
+            tx, vx = np.stack([load(it) for it in train]), np.stack([load(it) for it in test])
             r = train_from_scratch(tx, [it.label for it in train], vx, [it.label for it in test], len(classes),
                                    epochs=epochs, seed=seed, **train_kw)
             rows.append(dict(dataset=ds, condition=cond, classes=len(classes), train=len(train), test=len(test),

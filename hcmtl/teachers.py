@@ -22,7 +22,7 @@ __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATAS
            'CheckpointError', 'read_schp_state_dict', 'load_schp', 'SCHPTeacher', 'SynthParsingNet',
            'draw_stick_figure', 'fake_parsing_set', 'parsing_root', 'read_parsing_split', 'confusion_matrix',
            'iou_from_confusion', 'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher', 'load_synth_teacher',
-           'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli', 'find_world']
+           'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli', 'TeacherCache', 'find_world']
 
 # %% ../nbs/07_teachers.ipynb #c005
 logger = logging.getLogger('hcmtl.teachers')
@@ -548,7 +548,7 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
                         width: int=16, # base channels (cfg.teacher.width)
                         seed: int=0, # random seed
                         device: str='cpu', # 'cpu', 'cuda', ...
-                        batch_size: int=32, # frames per step
+                        batch_size: int=16, # frames per step
                         lr: float=4e-3, # peak AdamW learning rate
                         num_classes: int=7, # parsing classes
                         verbose: bool=True, # print progress and the final mIoU
@@ -579,8 +579,8 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
             tot += loss.item()
         history.append(round(tot / steps_per_epoch, 5))
         if verbose: print(f"epoch {ep + 1}/{epochs} loss {history[-1]:.4f} ({time.time() - t0:.0f}s)", flush=True)
-    teacher = SynthTeacher(net.cpu(), PART_LABELS[:num_classes] if num_classes == 7 else [f'class_{i}' for i in range(num_classes)],
-                           input_size=size).to(dev)
+    labels_ = PART_LABELS if num_classes == 7 else [f'class_{i}' for i in range(num_classes)]
+    teacher = SynthTeacher(net.cpu(), labels_).to(dev)  # scored at the frames' own size, as it is used
     metrics = evaluate_teacher(teacher, data_dir, 'val')
     seconds = round(time.time() - t0, 1)
     train = {'epochs': epochs, 'batch_size': batch_size, 'lr': lr, 'seed': seed, 'device': str(dev),
@@ -632,7 +632,7 @@ def teacher_cli(argv=None) -> int:
     tr.add_argument('--out', default=None, help='checkpoint to write (default: W/teacher.pt)')
     tr.add_argument('--preset', default='quick', help='preset giving the defaults (smoke, quick, synth, paper)')
     tr.add_argument('--epochs', type=int, default=None); tr.add_argument('--size', type=int, default=None)
-    tr.add_argument('--width', type=int, default=None); tr.add_argument('--batch-size', type=int, default=32)
+    tr.add_argument('--width', type=int, default=None); tr.add_argument('--batch-size', type=int, default=16)
     tr.add_argument('--seed', type=int, default=0); tr.add_argument('--device', default='cpu')
     ev = sub.add_parser('eval', help='score a teacher on the validation split')
     ev.add_argument('--data', required=True); ev.add_argument('--teacher', default=None, help='default: W/teacher.pt')
@@ -653,6 +653,97 @@ def teacher_cli(argv=None) -> int:
     return 0
 
 # %% ../nbs/07_teachers.ipynb #c051
+class TeacherCache:
+    "Precomputed teacher maps F_t (eq. 2) of candidate middle frames, uint8-quantised, one file per video."
+    def __init__(self, root, # cache folder (cfg.teacher.cache)
+                 label_names=None, # classes of the teacher the cache must come from (checked on read)
+                 stride: int=2, # cache every stride-th frame
+                 memory_items: int=512, # videos kept decoded in memory (LRU)
+                ):
+        self.root, self.label_names, self.stride = Path(root), (list(label_names) if label_names else None), stride
+        self.memory_items, self._mem = memory_items, {}
+
+    def file(self, video) -> Path:
+        "The cache file of a video (named by a hash of its path string)."
+        return self.root / f"{hashlib.sha1(str(video).encode()).hexdigest()[:20]}.npz"
+
+    @torch.no_grad()
+    def put(self, teacher: Teacher, # the frozen teacher
+            video, # key: the video path as the dataset names it
+            frames, # uint8 T×H×W×3 RGB frames (numpy or tensor) of the frames listed in `indices`
+            indices, # source frame index of each row of `frames`
+            batch_size: int=64, # frames per teacher forward
+           ) -> Path:
+        "Run the teacher on whole frames and store the quantised maps of `video`."
+        frames = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2)
+        maps = [teacher(frames[i:i + batch_size]).mul_(255).round_().to('cpu', torch.uint8)
+                for i in range(0, len(frames), batch_size)]
+        probs = torch.cat(maps).numpy()
+        self.root.mkdir(parents=True, exist_ok=True)
+        meta = {'video': str(video), 'frame_hw': list(frames.shape[-2:]), 'shape': list(probs.shape),
+                'label_names': teacher.label_names, 'sha256': hashlib.sha256(probs.tobytes()).hexdigest()}
+        f = self.file(video); tmp = f.with_name(f.stem + '.part.npz')
+        np.savez_compressed(tmp, probs=probs, indices=np.asarray(indices, np.int32), meta=np.array(json.dumps(meta)))
+        os.replace(tmp, f)
+        self._mem.pop(str(video), None)
+        return f
+
+    def build_video(self, teacher: Teacher, video, # video file
+                    short_side: int|None=None, # decode size, as cfg.data.decode_short_side
+                    backend: str='decord', # decoding backend
+                   ) -> Path:
+        "Decode every `stride`-th frame of a video file and cache the teacher maps."
+        from hcmtl.video import read_frames, video_meta
+        idx = list(range(0, video_meta(video, backend).num_frames, self.stride))
+        return self.put(teacher, video, read_frames(video, idx, backend=backend, short_side=short_side), idx)
+
+    def load(self, video):
+        "(indices, uint8 maps F×C×h×w, meta) of a cached video, or None if absent or failing the integrity check."
+        key = str(video)
+        if key in self._mem: return self._mem[key]
+        f = self.file(video)
+        if not f.exists(): return None
+        try:
+            with np.load(f) as z: probs, idx, meta = z['probs'], z['indices'], json.loads(str(z['meta']))
+            problem = (f"made for {meta['video']!r}" if meta['video'] != key else
+                       f"shape {list(probs.shape)} != recorded {meta['shape']}" if list(probs.shape) != meta['shape'] else
+                       "checksum mismatch" if hashlib.sha256(probs.tobytes()).hexdigest() != meta['sha256'] else
+                       f"classes {meta['label_names']} differ from the teacher's" if self.label_names and meta['label_names'] != self.label_names else None)
+        except Exception as e: problem = f"unreadable ({e.__class__.__name__}: {e})"
+        if problem:
+            logger.warning("teacher cache %s (video %s): %s; using the online teacher", f, key, problem)
+            return None
+        item = (idx, torch.from_numpy(probs), meta)
+        if len(self._mem) >= self.memory_items: self._mem.pop(next(iter(self._mem)))
+        self._mem[key] = item
+        return item
+
+    def lookup(self, videos, # video keys, one per clip
+               frame_indices, # source index of each clip's middle frame
+               crops, # B×5 (y0, x0, h, w, flip) in source-frame pixels, as the datasets report them
+               out_size: tuple, # (h, w) of the returned maps
+              ) -> torch.Tensor|None:
+        "Float probabilities B×C×h×w for the clips' cropped, flipped middle frames, or None if any video is missing."
+        maps, thetas = [], []
+        crops = torch.as_tensor(crops, dtype=torch.float32).reshape(-1, 5)
+        for v, fi, (y0, x0, h, w, flip) in zip(videos, frame_indices, crops.tolist()):
+            item = self.load(v)
+            if item is None: return None
+            idx, probs, meta = item
+            maps.append(probs[int(np.abs(idx - int(fi)).argmin())])
+            H, W = meta['frame_hw']
+            sx = w / W * (-1 if flip > 0.5 else 1)
+            thetas.append([[sx, 0, (2 * x0 + w) / W - 1], [0, h / H, (2 * y0 + h) / H - 1]])
+        m = torch.stack(maps).float().div_(255)
+        grid = F.affine_grid(torch.tensor(thetas), (len(maps), 1, *out_size), align_corners=False)
+        p = F.grid_sample(m, grid, mode='bilinear', padding_mode='border', align_corners=False)
+        return p / p.sum(1, keepdim=True).clamp(min=1e-6)
+
+    def disk_bytes(self) -> int:
+        "Bytes used by the cache files."
+        return sum(f.stat().st_size for f in self.root.glob('*.npz'))
+
+# %% ../nbs/07_teachers.ipynb #c055
 def find_world(preset: str='quick', # preset whose default world to look for
                start=None, # folder to search from (default: the current one and its parents)
               ) -> Path|None:

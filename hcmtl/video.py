@@ -290,7 +290,8 @@ def transcode_cli(argv=None) -> int:
     workers = a.workers or os.cpu_count() or 1
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
-        with mp.get_context('spawn').Pool(workers) as pool: results = pool.map(_transcode_one, jobs, chunksize=4)
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+        with ctx.Pool(workers) as pool: results = pool.map(_transcode_one, jobs, chunksize=4)
     else: results = [_transcode_one(j) for j in jobs]
     bad = [r for r in results if r]
     for path, reason in bad: print(f"FAILED {path}: {reason}")

@@ -196,7 +196,7 @@ def test_check_videos_cli(tmp_path):
     assert check_videos_cli([str(root), '--out', str(tmp_path / 'clean.txt'), '--min-frames', '5']) == 0
     assert len(Blacklist.from_file(tmp_path / 'clean.txt')) == 0
     bad_files = corrupt(paths)
-    r = run_cli([root, '--out', tmp_path / 'bl.txt', '--min-frames', '10'])  # the installed console script
+    r = run_cli([root, '--out', tmp_path / 'bl.txt', '--min-frames', '10', '--workers', '2'])  # the installed console script
     assert r.returncode == 1, r.stdout + r.stderr
     assert 'checked 7 videos' in r.stdout
     bad_lines = [l for l in r.stdout.splitlines() if l.startswith('BAD ')]

@@ -5,7 +5,7 @@ The reference below is written from the published SCHP architecture (augmented C
 directly on the raw state dict with `F.conv2d` and an explicit batch-norm formula whose scale is |weight| + eps
 (InPlace-ABN), in float64. It shares no code with `hcmtl.teachers`.
 """
-import json, math
+import json, math, os
 from pathlib import Path
 
 import numpy as np
@@ -218,11 +218,19 @@ def test_teacher_cli_train_and_eval(parsing_world, capsys):
     assert json.loads(capsys.readouterr().out)['miou'] == pytest.approx(summary['miou'])
 
 
-def test_synth_teacher_learns(tmp_path):
-    "A few epochs on stick figures already beat the all-background baseline by a wide margin."
-    T.fake_parsing_set(tmp_path / 'lip', n_train=96, n_val=16, size=48, seed=0)
-    res = T.train_synth_teacher(tmp_path, epochs=6, size=48, width=8, batch_size=16, verbose=False)
-    assert res['miou'] > 0.35, res  # all-background scores ~0.12 (background IoU ~0.8 / 7 classes)
+def test_synth_teacher_training_reduces_loss(tmp_path):
+    T.fake_parsing_set(tmp_path / 'lip', n_train=32, n_val=8, size=48, seed=0)
+    T.train_synth_teacher(tmp_path, epochs=6, size=48, width=8, batch_size=8, verbose=False)
+    hist = torch.load(tmp_path / 'teacher.pt', weights_only=True)['train']['loss_history']
+    assert hist[-1] < 0.5 * hist[0], hist
+
+
+@pytest.mark.skipif(not os.environ.get('HCMTL_SLOW'), reason='about a minute; set HCMTL_SLOW=1')
+def test_quick_teacher_is_useful(tmp_path):
+    "Quick-preset teacher on a quick-sized stand-in set: far above the all-background mIoU (~0.13)."
+    T.fake_parsing_set(tmp_path / 'lip', n_train=400, n_val=100, size=80, seed=0)
+    res = T.train_synth_teacher(tmp_path, epochs=15, size=64, width=16, verbose=False)
+    assert res['miou'] > 0.5, res
 
 
 def test_load_teacher_errors(tmp_path):
