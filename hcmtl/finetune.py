@@ -18,8 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
 from .core import (IMAGENET_MEAN, IMAGENET_STD, Config, ConfigError, ModelConfig, apply_overrides, config_hash,
-                        config_to_dict, default_workers, get_preset, load_config, make_run_dir, save_config,
-                        seed_everything, validate)
+                        config_to_dict, default_workers, get_device, get_preset, load_config, make_run_dir,
+                        save_config, seed_everything, validate)
 from .engine import (CheckpointError, CSVLogger, DistInfo, NonFiniteLossError, Preempted, Progress, StopSignal,
                           Throughput, atomic_torch_save, atomic_write_bytes, autocast, barrier, broadcast_object,
                           check_finite, cleanup_distributed, configure_backends, gather_objects, injected_fault,
@@ -322,7 +322,7 @@ def _prepare_run(cfg: Config, di: DistInfo, out, resume, info: dict) -> Path:
                 atomic_write_bytes(json.dumps(info, indent=2).encode(), run / 'finetune.json')
         except Exception as e: err = f"{type(e).__name__}: {e}"
     run, err = broadcast_object((str(run) if run else None, err))
-    if err: raise RuntimeError(err)
+    if err: raise (FileExistsError if err.startswith('FileExistsError') else RuntimeError)(err)
     return Path(run)
 
 class _Meters:
@@ -380,7 +380,7 @@ def _train(f: Finetuning, run: Path) -> dict:
         nonlocal best
         row = {'epoch': epoch, 'step': step}
         if val_items:
-            r = evaluate(f.model, val_items, cfg.data, f.classes, device=f.device, amp=tc.amp,
+            r = evaluate(f.model, val_items, cfg.data, f.classes, device=f.device, amp=tc.amp, channels_last=f.channels_last,
                          num_workers=default_workers(cfg.data.num_workers), dist_info=di)['report']['video']
             row.update(val_acc1=r['acc1'], val_acc5=r['acc5'], val_loss=r['loss'])
         new = {'epoch': epoch, 'step': step, 'acc1': row.get('val_acc1'), 'acc5': row.get('val_acc5'),
@@ -453,7 +453,7 @@ def _test_and_probe(f: Finetuning, run: Path, sel: dict) -> dict|None:
     if best is None: raise FileNotFoundError(f"{run}: no best.pt: training ended before any validation")
     f.model.load_state_dict(best['state_dict'])
     res = evaluate(f.model, f.splits['test'], cfg.data, f.classes, device=f.device, amp=tc.amp, num_workers=workers,
-                   dist_info=di, progress=progress_enabled(di))
+                   channels_last=f.channels_last, dist_info=di, progress=progress_enabled(di))
     # the frozen pretrained encoder (random init for `none`, seeded as the fine-tuned model's start)
     seed_everything(cfg.seed)
     enc, _ = build_classifier(cfg.model, len(f.classes), f.pre)
@@ -508,6 +508,8 @@ def finetune(cfg: Config|None, # configuration (None with `resume`: the run's ow
     if cfg is None and resume is None: raise ValueError("finetune needs a config, or resume=RUN_DIR")
     if dataset not in DOWNSTREAM: raise ConfigError(f"unknown downstream dataset {dataset!r}; choose from {DOWNSTREAM}")
     if pretrained is None: raise ValueError("finetune needs `pretrained`: a pretraining run, an encoder.pt or 'none'")
+    if resume is None and out is not None and (list_checkpoints(Path(out) / 'checkpoints') or (Path(out) / 'metrics.json').exists()):
+        raise FileExistsError(f"{out} already holds a fine-tuning run; continue it with --resume {out}")
     pre = load_pretrained(pretrained)
     cfg = finetune_data(cfg, crop_scale, color_jitter) if cfg is not None else run_cfg  # a run's own config is final
     cfg = dataclasses.replace(cfg, model=finetune_model_config(cfg.model, pre))
@@ -577,7 +579,7 @@ def evaluate_run(run, # a finished (or at least validated) fine-tuning run direc
     best = load_verified(run / 'best.pt')
     model = HCMTLClassifier(ModelConfig(**best['model_config']), len(best['classes']))
     model.load_state_dict(best['state_dict'])
-    dev = setup_distributed(device or cfg.device).device if not device else torch.device(device)
+    dev = get_device(device or cfg.device)
     model.to(dev)
     splits = build_splits(info['dataset'], info['root'], info['fold'], cfg.data.val_fraction, cfg.seed)
     n = clips or cfg.data.test_clips

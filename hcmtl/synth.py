@@ -383,12 +383,11 @@ def fractal_noise(rng, size: int, octaves: int=4, base: int=4) -> np.ndarray:
     out /= tot
     return (out - out.min()) / max(float(out.max() - out.min()), 1e-6)
 
-def make_scene(rng, size: int, # frame side
-               margin: int, # extra pixels on each side for camera motion
+def make_scene(rng, size: int, # frame side; the scene is twice as large, for camera placement and motion
                clutter: float=1.0, # scales the number of boxes and poles
               ) -> np.ndarray:
-    "A textured scene, float32 RGB of side size+2*margin."
-    n = size + 2 * margin
+    "A textured scene, float32 RGB of side 2*size."
+    n = 2 * size
     c1, c2 = np.array(random_colour(rng), np.float32), np.array(random_colour(rng), np.float32)
     t = fractal_noise(rng, n, base=int(rng.integers(2, 6)))[..., None]
     bg = c1 * (1 - t) + c2 * t
@@ -443,14 +442,14 @@ def draw_distractor(img: np.ndarray, d: dict, t: float, # seconds
 
 # %% ../nbs/06_synth.ipynb #c032
 DIFFICULTY = {
-    'kinetics': dict(distractors=(1, 3), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.5, .72), tremor=.06,
-                     scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0),
-    'ucf101': dict(distractors=(1, 3), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.5, .72), tremor=.06,
-                   scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0),
-    'hmdb51': dict(distractors=(2, 4), speed=(.7, 1.4), amplitude=(.7, 1.15), scale=(.45, .72), tremor=.08,
-                   scroll=.2, jitter=.02, light=.25, noise=4., clutter=1.2),
-    'lip': dict(distractors=(0, 3), speed=(1, 1), amplitude=(.6, 1.2), scale=(.45, .85), tremor=.15,
-                scroll=0., jitter=0., light=.2, noise=3., clutter=1.0),
+    'kinetics': dict(distractors=(1, 3), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.55, .85), tremor=.06,
+                     scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=0),
+    'ucf101': dict(distractors=(1, 2), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.6, .85), tremor=.06,
+                   scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=12),
+    'hmdb51': dict(distractors=(1, 3), speed=(.7, 1.4), amplitude=(.7, 1.15), scale=(.55, .85), tremor=.08,
+                   scroll=.2, jitter=.02, light=.25, noise=4., clutter=1.2, places=8),
+    'lip': dict(distractors=(0, 3), speed=(1, 1), amplitude=(.6, 1.2), scale=(.45, .9), tremor=.15,
+                scroll=0., jitter=0., light=.2, noise=3., clutter=1.0, places=0),
 }
 JOINT_KEYS = ('lean', 'tilt', 'ls', 'le', 'rs', 're', 'lh', 'lk', 'rh', 'rk')
 
@@ -468,6 +467,7 @@ def sample_clip_spec(rng, action: str, # a name in ACTIONS
         amplitude=float(rng.uniform(*D['amplitude'])), phase=float(rng.uniform(0, 2 * np.pi)),
         start=float(rng.uniform(0, .25)), duration=float(rng.uniform(.45, .7)),
         scale=float(rng.uniform(*D['scale'])), x=float(rng.uniform(.38, .62)), ground=float(rng.uniform(.86, .96)),
+        window=rng.uniform(-1, 1, 2).tolist(),
         tremor_amp=rng.uniform(0, D['tremor'], k).tolist(), tremor_freq=rng.uniform(.3, 1.5, k).tolist(),
         tremor_phase=rng.uniform(0, 2 * np.pi, k).tolist(), scroll=(rng.normal(0, 1, 2) * D['scroll']).tolist(),
         distractors=[sample_distractor(rng) for _ in range(int(rng.integers(lo, hi + 1)))],
@@ -502,8 +502,9 @@ def render_clip(spec: dict, size: int, # frame side
     view, facing = act.view, spec['facing']
     rng = np.random.default_rng(spec['seed'])
     scroll = np.array(spec['scroll']) * S / fps  # px per frame
-    margin = int(np.ceil(np.abs(scroll).max() * T / 2 + spec['jitter'] * S * 2 + 4))
-    scene = make_scene(np.random.default_rng(spec['scene_seed']), S, margin, spec['clutter']).astype(np.float32)
+    scene = make_scene(np.random.default_rng(spec['scene_seed']), S, spec['clutter']).astype(np.float32)
+    slack = max(0., S / 2 - np.abs(scroll).max() * T / 2 - spec['jitter'] * S - 2)  # room left to place the window
+    centre = S + np.array(spec['window']) * slack
     shake = np.cumsum(rng.normal(0, 1, (T, 2)), 0); shake -= shake.mean(0)
     shake = shake / max(np.abs(shake).max(), 1e-6) * spec['jitter'] * S
     light = np.array(spec['light'], np.float32)
@@ -512,7 +513,7 @@ def render_clip(spec: dict, size: int, # frame side
     secs, scale = T / fps, spec['scale'] * S
     travel = min(act.travel * spec['speed'] * secs * spec['scale'], .6) if view == 'side' else 0.  # frame sides
     for t in range(T):
-        c = margin + S / 2 + scroll * (t - T / 2) + shake[t]
+        c = centre + scroll * (t - T / 2) + shake[t]
         frame = cv2.getRectSubPix(scene, (S, S), (float(c[0]), float(c[1])))
         for d in spec['distractors']: draw_distractor(frame, d, t / fps, S, shake[t])
         if person:
@@ -622,22 +623,25 @@ def hmdb_test_videos(split: int, per_class: int, test: int) -> set:
 def plan_world(scfg: SynthConfig, seed: int=0) -> dict:
     "Every item of a world (no rendering) plus its classes: dict(items=[WorldItem], classes={dataset: [...]})."
     items, classes = [], {}
-    def spec(ds, key, index, action, actor_rng, diff):
-        r = _rng(seed, DATASET_CODES[ds], index)
-        return sample_clip_spec(r, action, sample_actor(actor_rng), int(actor_rng.integers(1 << 31)), DIFFICULTY[diff])
+    def place(ds, r):  # a scene seed: one of DIFFICULTY[ds]['places'] shared places, or a fresh one if 0
+        n, k = DIFFICULTY[ds].get('places', 0), int(r.integers(1 << 31))
+        return int(_rng(seed, DATASET_CODES[ds], 1 << 21, k % n).integers(1 << 31)) if n else k
+    def spec(ds, index, action, actor_rng):
+        actor = sample_actor(actor_rng)
+        return sample_clip_spec(_rng(seed, DATASET_CODES[ds], index), action, actor, place(ds, actor_rng), DIFFICULTY[ds])
     acts = dataset_actions('kinetics', scfg.pool_classes); classes['kinetics'] = [class_name('kinetics', a) for a in acts]
     for c, a in enumerate(acts):
         for k in range(scfg.pool_per_class):
             i = c * scfg.pool_per_class + k
             rel = f"train/{classes['kinetics'][c]}/{_youtube_id(seed, i)}_{k:06d}_{k + 10:06d}"
             items.append(WorldItem('kinetics', i, f'kinetics/{rel}.mp4', f'parts/kinetics/{rel}.npz', a, c, -1,
-                                   spec('kinetics', 'pool', i, a, _rng(seed, 1, 1 << 20, i), 'kinetics')))
+                                   spec('kinetics', i, a, _rng(seed, 1, 1 << 20, i))))
     acts = dataset_actions('ucf101', scfg.ucf_classes); classes['ucf101'] = [class_name('ucf101', a) for a in acts]
     for c, a in enumerate(acts):
         name = classes['ucf101'][c]
         for g in range(1, scfg.ucf_groups + 1):
             group_rng = _rng(seed, 2, 1 << 20, c, g)
-            actor, scene = sample_actor(group_rng), int(group_rng.integers(1 << 31))
+            actor = sample_actor(group_rng); scene = place('ucf101', group_rng)
             for k in range(1, scfg.ucf_clips_per_group + 1):
                 i = (c * scfg.ucf_groups + g - 1) * scfg.ucf_clips_per_group + k - 1
                 rel = f'UCF-101/{name}/v_{name}_g{g:02d}_c{k:02d}'
@@ -651,7 +655,7 @@ def plan_world(scfg: SynthConfig, seed: int=0) -> dict:
             actor_rng = _rng(seed, 3, 1 << 20, c, actor_id)
             rel = f'videos/{a}/{a}_actor{actor_id:02d}_{k % 2}'
             items.append(WorldItem('hmdb51', i, f'hmdb51/{rel}.avi', f'parts/hmdb51/{rel}.npz', a, c, actor_id,
-                                   spec('hmdb51', 'hmdb', i, a, actor_rng, 'hmdb51')))
+                                   spec('hmdb51', i, a, actor_rng)))
     names = list(ACTIONS)
     for split, n in (('train', scfg.lip_train), ('val', scfg.lip_val)):
         code = DATASET_CODES[f'lip_{split}']

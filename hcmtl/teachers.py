@@ -21,8 +21,9 @@ __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATAS
            'to_unit_float', 'Teacher', 'ABN', 'SCHPBottleneck', 'SCHPContext', 'SCHPEdge', 'SCHPDecoder', 'SCHPNet',
            'CheckpointError', 'read_schp_state_dict', 'load_schp', 'SCHPTeacher', 'SynthParsingNet',
            'draw_stick_figure', 'fake_parsing_set', 'parsing_root', 'read_parsing_split', 'confusion_matrix',
-           'iou_from_confusion', 'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher', 'load_synth_teacher',
-           'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli', 'TeacherCache', 'find_world']
+           'iou_from_confusion', 'stride_ceiling_miou', 'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher',
+           'load_synth_teacher', 'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli',
+           'TeacherCache', 'find_world']
 
 # %% ../nbs/07_teachers.ipynb #c005
 logger = logging.getLogger('hcmtl.teachers')
@@ -435,6 +436,16 @@ def iou_from_confusion(cm: torch.Tensor, label_names=None) -> dict:
     return {'miou': float(iou[union > 0].mean()), 'pixel_acc': float(inter.sum() / cm.sum().clamp(min=1)),
             'iou': {n: float(v) for n, v in zip(names, iou)}}
 
+def stride_ceiling_miou(labels: torch.Tensor, # N×H×W ground-truth part ids
+                        num_classes: int=7, # classes
+                        stride: int=4, # output stride of the parser
+                       ) -> float:
+    "mIoU of the ground truth itself after a round trip through 1/stride resolution: the best a stride-s parser can score."
+    onehot = F.one_hot(labels.long(), num_classes).permute(0, 3, 1, 2).float()
+    low = F.interpolate(onehot, size=(labels.shape[-2] // stride, labels.shape[-1] // stride), mode='area')
+    up = F.interpolate(low, size=labels.shape[-2:], mode='bilinear', align_corners=False).argmax(1)
+    return iou_from_confusion(confusion_matrix(up, labels, num_classes))['miou']
+
 @torch.no_grad()
 def evaluate_teacher(teacher: Teacher, # any teacher
                      data_dir, # world root W or parsing-set folder
@@ -452,6 +463,7 @@ def evaluate_teacher(teacher: Teacher, # any teacher
         cm += confusion_matrix(p.argmax(1), lab, teacher.num_classes)
     out = iou_from_confusion(cm.cpu(), teacher.label_names)
     out['frames'] = len(images)
+    out['ceiling_miou'] = stride_ceiling_miou(labels, teacher.num_classes, teacher.output_stride)
     return out
 
 # %% ../nbs/07_teachers.ipynb #c037

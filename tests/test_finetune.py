@@ -136,7 +136,7 @@ def test_resume_after_preemption_is_exact(world, tmp_path, monkeypatch):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_bad_inputs_are_named(world, pretrained, tmp_path, capsys):
+def test_bad_inputs_are_named(world, pretrained, ucf_run, tmp_path, capsys):
     rc = finetune_cli(['--pretrained', str(tmp_path / 'nope'), '--dataset', 'ucf101', '--preset', 'smoke'])
     assert rc == 2 and 'nope' in capsys.readouterr().err
     rc = finetune_cli(['--pretrained', str(pretrained), '--dataset', 'ucf101', '--data', str(world),
@@ -146,5 +146,8 @@ def test_bad_inputs_are_named(world, pretrained, tmp_path, capsys):
     bad.write_bytes((pretrained / 'encoder.pt').read_bytes()[:100])
     rc = finetune_cli(['--pretrained', str(bad), '--dataset', 'ucf101', '--data', str(world), '--preset', 'smoke'])
     assert rc == 2 and 'encoder.pt' in capsys.readouterr().err
+    rc = finetune_cli(['--pretrained', 'none', '--dataset', 'ucf101', '--data', str(world), '--preset', 'smoke',
+                       '--out', str(ucf_run)])
+    assert rc == 2 and '--resume' in capsys.readouterr().err
     rc = eval_cli(['--run', str(tmp_path)])
     assert rc == 2 and 'not a fine-tuning run' in capsys.readouterr().err

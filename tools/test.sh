@@ -12,6 +12,6 @@ fi
 echo "== README.md must be generated from index.ipynb"
 python tools/make_readme.py --check
 echo "== nbdev-test (notebooks; flags slow/cuda/notest skipped)"
-nbdev-test --n-workers "${NB_WORKERS:-2}"
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nbdev-test --n-workers "${NB_WORKERS:-2}"
 echo "== pytest (integration tests)"
 python -m pytest -q -x tests
