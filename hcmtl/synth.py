@@ -443,13 +443,13 @@ def draw_distractor(img: np.ndarray, d: dict, t: float, # seconds
 # %% ../nbs/06_synth.ipynb #c032
 DIFFICULTY = {
     'kinetics': dict(distractors=(1, 3), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.55, .85), tremor=.06,
-                     scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=0),
-    'ucf101': dict(distractors=(1, 2), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.6, .85), tremor=.06,
-                   scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=12),
+                     scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=0, blur=(.5, 2.)),
+    'ucf101': dict(distractors=(0, 2), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.6, .85), tremor=.06,
+                   scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=12, blur=(1., 2.5)),
     'hmdb51': dict(distractors=(1, 3), speed=(.7, 1.4), amplitude=(.7, 1.15), scale=(.55, .85), tremor=.08,
-                   scroll=.2, jitter=.02, light=.25, noise=4., clutter=1.2, places=8),
+                   scroll=.2, jitter=.02, light=.25, noise=4., clutter=1.2, places=8, blur=(.5, 1.5)),
     'lip': dict(distractors=(0, 3), speed=(1, 1), amplitude=(.6, 1.2), scale=(.45, .9), tremor=.15,
-                scroll=0., jitter=0., light=.2, noise=3., clutter=1.0, places=0),
+                scroll=0., jitter=0., light=.2, noise=3., clutter=1.0, places=0, blur=(0., 2.)),
 }
 JOINT_KEYS = ('lean', 'tilt', 'ls', 'le', 'rs', 're', 'lh', 'lk', 'rh', 'rk')
 
@@ -467,7 +467,7 @@ def sample_clip_spec(rng, action: str, # a name in ACTIONS
         amplitude=float(rng.uniform(*D['amplitude'])), phase=float(rng.uniform(0, 2 * np.pi)),
         start=float(rng.uniform(0, .25)), duration=float(rng.uniform(.45, .7)),
         scale=float(rng.uniform(*D['scale'])), x=float(rng.uniform(.38, .62)), ground=float(rng.uniform(.86, .96)),
-        window=rng.uniform(-1, 1, 2).tolist(),
+        window=rng.uniform(-1, 1, 2).tolist(), blur=float(rng.uniform(*D['blur'])),
         tremor_amp=rng.uniform(0, D['tremor'], k).tolist(), tremor_freq=rng.uniform(.3, 1.5, k).tolist(),
         tremor_phase=rng.uniform(0, 2 * np.pi, k).tolist(), scroll=(rng.normal(0, 1, 2) * D['scroll']).tolist(),
         distractors=[sample_distractor(rng) for _ in range(int(rng.integers(lo, hi + 1)))],
@@ -503,6 +503,7 @@ def render_clip(spec: dict, size: int, # frame side
     rng = np.random.default_rng(spec['seed'])
     scroll = np.array(spec['scroll']) * S / fps  # px per frame
     scene = make_scene(np.random.default_rng(spec['scene_seed']), S, spec['clutter']).astype(np.float32)
+    if spec['blur'] > 0: scene = cv2.GaussianBlur(scene, (0, 0), spec['blur'] * S / 80)  # out of focus
     slack = max(0., S / 2 - np.abs(scroll).max() * T / 2 - spec['jitter'] * S - 2)  # room left to place the window
     centre = S + np.array(spec['window']) * slack
     shake = np.cumsum(rng.normal(0, 1, (T, 2)), 0); shake -= shake.mean(0)

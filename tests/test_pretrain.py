@@ -1,6 +1,6 @@
 """hcmtl-pretrain end to end on the smoke world: every variant, SIGKILL and resume, corrupt checkpoints,
 NaN stop, SIGTERM, and DDP with torchrun (gloo, CPU)."""
-import json, os, shutil, subprocess, sys
+import json, logging, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,18 @@ def _pretrain(world, out, *extra, fault=None, resume=False, check=True):
     return r
 
 
+def _pretrain_here(world, out, *extra, resume=False):
+    "Run hcmtl-pretrain in this process (no start-up cost); asserts success."
+    from hcmtl.pretrain import pretrain_cli
+    args = ['--resume', str(out)] if resume else ['--preset', 'smoke', '--data', str(world), '--out', str(out), '--device', 'cpu']
+    assert pretrain_cli(args + list(extra)) == 0
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.delenv('HCMTL_FAULT', raising=False)
+
+
 def _final_state(run):
     ck = list_checkpoints(Path(run) / 'checkpoints')[-1]
     return torch.load(ck, weights_only=True)
@@ -83,6 +95,10 @@ def test_variants_smoke(smoke_world, tmp_path, variant, monkeypatch):
         assert (out / f).is_file(), f
     enc = torch.load(out / 'encoder.pt', weights_only=True)
     assert enc['meta']['variant'] == variant and enc['state_dict']
+    from hcmtl.core import load_config
+    from hcmtl.model import HCMTLClassifier
+    res = HCMTLClassifier(load_config(out / 'config.yaml').model, num_classes=4).load_encoder(out / 'encoder.pt')
+    assert res['loaded'] and not res['missing'] and not res['unexpected'], res
     ck = _final_state(out)
     assert ck['global_step'] == json.loads((out / 'done.json').read_text())['global_step'] > 0
     assert 'queue' in ''.join(ck['model'])
@@ -98,12 +114,14 @@ def test_variants_smoke(smoke_world, tmp_path, variant, monkeypatch):
 def reference_run(smoke_world, tmp_path_factory):
     "Run A: 8 steps uninterrupted."
     out = tmp_path_factory.mktemp('resume') / 'A'
-    _pretrain(smoke_world, out, *RESUME_OV)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('HCMTL_PROGRESS', '0'); mp.delenv('HCMTL_FAULT', raising=False)
+        _pretrain_here(smoke_world, out, *RESUME_OV)
     return out
 
 
 @pytest.mark.parametrize('workers', [0, 2])
-def test_kill_and_resume_is_exact(smoke_world, reference_run, tmp_path, workers):
+def test_kill_and_resume_is_exact(smoke_world, reference_run, tmp_path, workers, caplog):
     "A run SIGKILLed mid-epoch (after step 7; last checkpoint at step 6) and resumed ends with A's weights."
     out = tmp_path / 'B'
     ov = [*RESUME_OV, f'data.num_workers={workers}']
@@ -111,8 +129,9 @@ def test_kill_and_resume_is_exact(smoke_world, reference_run, tmp_path, workers)
     assert r.returncode == -9, (r.returncode, r.stderr)
     assert [p.name for p in list_checkpoints(out / 'checkpoints')] == ['ckpt-00000004.pt', 'ckpt-00000006.pt']
     assert not (out / 'done.json').exists()
-    r = _pretrain(smoke_world, out, resume=True)
-    assert 'resumed from' in r.stderr and 'ckpt-00000006.pt' in r.stderr, r.stderr
+    caplog.set_level(logging.INFO)
+    _pretrain_here(smoke_world, out, resume=True)
+    assert 'resumed from' in caplog.text and 'ckpt-00000006.pt' in caplog.text, caplog.text
     _assert_same_weights(reference_run, out)
     import pandas as pd
     la, lb = pd.read_csv(reference_run / 'log.csv'), pd.read_csv(out / 'log.csv')
@@ -120,14 +139,14 @@ def test_kill_and_resume_is_exact(smoke_world, reference_run, tmp_path, workers)
     assert la['loss'].tolist() == lb['loss'].tolist()
 
 
-def test_corrupt_checkpoint_falls_back(smoke_world, reference_run, tmp_path):
+def test_corrupt_checkpoint_falls_back(smoke_world, reference_run, tmp_path, caplog):
     "A truncated newest checkpoint is reported by name; the previous one is used and the run still ends like A."
     out = tmp_path / 'C'
     shutil.copytree(reference_run, out)
     newest = list_checkpoints(out / 'checkpoints')[-1]
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    r = _pretrain(smoke_world, out, resume=True)
-    assert newest.name in r.stderr and 'truncated' in r.stderr and 'falling back' in r.stderr, r.stderr
+    _pretrain_here(smoke_world, out, resume=True)
+    assert newest.name in caplog.text and 'truncated' in caplog.text and 'falling back' in caplog.text, caplog.text
     _assert_same_weights(reference_run, out)
 
 
@@ -138,14 +157,14 @@ def test_sigterm_saves_and_resumes(smoke_world, reference_run, tmp_path):
     assert r.returncode == 143, (r.returncode, r.stderr)
     assert 'SIGTERM' in r.stderr and '--resume' in r.stderr
     assert list_checkpoints(out / 'checkpoints')[-1].name == 'ckpt-00000006.pt'
-    _pretrain(smoke_world, out, resume=True)
+    _pretrain_here(smoke_world, out, resume=True)
     _assert_same_weights(reference_run, out)
 
 
 def test_nan_stops_with_step_and_term(smoke_world, tmp_path, monkeypatch, capsys):
     "A NaN in L_KL at step 3 stops the run naming step and term; the last good checkpoint (step 2) is intact."
     from hcmtl.pretrain import pretrain_cli
-    monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.setenv('HCMTL_FAULT', 'nan:kd@3')
+    monkeypatch.setenv('HCMTL_FAULT', 'nan:kd@3')
     out = tmp_path / 'N'
     rc = pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(out), '--device', 'cpu',
                        'pretrain.batch_size=2', 'pretrain.ckpt_every=2', 'pretrain.max_steps=6', 'pretrain.epochs=2'])
@@ -187,3 +206,15 @@ def test_torchrun_two_processes(smoke_world, tmp_path):
     # every step enqueued the keys of both ranks (2 ranks x 2): the pointer moved 4 rows a step, and the two
     # ranks' queues are identical (checked above); a rank-local enqueue would move 2 and make them differ
     assert int(state['queue_ptr']) == (steps * 4) % 64
+
+
+def test_missing_data_or_teacher_is_a_clear_error(smoke_world, tmp_path, capsys):
+    "A missing data root or teacher file: exit code 2 and a message naming the path (no traceback)."
+    from hcmtl.pretrain import pretrain_cli
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'r1')]) == 2
+    assert 'data.root' in capsys.readouterr().err
+    w = tmp_path / 'w'; w.mkdir()
+    (w / 'kinetics').symlink_to(Path(smoke_world) / 'kinetics')  # a pool, but no teacher.pt
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(w), '--out', str(tmp_path / 'r2'), '--device', 'cpu']) == 2
+    err = capsys.readouterr().err
+    assert str(w / 'teacher.pt') in err and 'hcmtl-teacher train' in err, err
