@@ -49,17 +49,20 @@ def time_iterations(fn, # the work of one iteration (no arguments)
                     warmup: int=3, # untimed calls first
                     iters: int=10, # timed calls
                     device='cpu', # synchronised around every timed call
+                    cpu_times: list|None=None, # if given, gets the CPU seconds of this process for each timed call
                    ) -> list:
     "Seconds taken by each of `iters` calls of `fn` after `warmup` untimed ones."
     for _ in range(warmup): fn()
     sync_device(device)
     times = []
     for _ in range(iters):
-        t0 = time.perf_counter(); fn(); sync_device(device)
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn(); sync_device(device)
         times.append(time.perf_counter() - t0)
+        if cpu_times is not None: cpu_times.append(time.process_time() - c0)
     return times
 
-# %% ../nbs/18_bench.ipynb #c009
+# %% ../nbs/18_bench.ipynb #c010
 def rss_bytes() -> int:
     "Resident set size of this process (Linux /proc; else the lifetime peak from getrusage)."
     try:
@@ -97,7 +100,7 @@ class PeakMemory:
     @property
     def delta_mb(self) -> float: return self.peak_mb - self.base_mb
 
-# %% ../nbs/18_bench.ipynb #c012
+# %% ../nbs/18_bench.ipynb #c013
 PRECISIONS = ('fp32', 'bf16')
 PHASES = ('backbone', 'step', 'cached', 'e2e', 'finetune')  # stages a run measures (default: all)
 
@@ -122,7 +125,7 @@ def bench_config(preset: str='quick', # smoke, quick, synth or paper: clip size,
     cfg.device = device
     return validate(cfg)
 
-# %% ../nbs/18_bench.ipynb #c015
+# %% ../nbs/18_bench.ipynb #c016
 def ideal_step_rate(fwd_clips_s: float, # forward-only clips/s of the bare backbone
                     fwd_bwd_clips_s: float, # forward+backward(+SGD) clips/s of the bare backbone
                     n_fwd: int=2, # forward-only clips per sample (the keys k+, k-)
@@ -131,7 +134,7 @@ def ideal_step_rate(fwd_clips_s: float, # forward-only clips/s of the bare backb
     "Speed pairs/s of a step that cost only its clips' passes through the bare backbone."
     return 1.0 / (n_fwd_bwd / fwd_bwd_clips_s + n_fwd / fwd_clips_s)
 
-# %% ../nbs/18_bench.ipynb #c018
+# %% ../nbs/18_bench.ipynb #c019
 def bench_backbone(cfg: Config, # from `bench_config` (model, data sizes, cfg.pretrain precision/layout/compile)
                    device='cpu', # where to run
                    warmup: int=3, # untimed iterations
@@ -159,7 +162,7 @@ def bench_backbone(cfg: Config, # from `bench_config` (model, data sizes, cfg.pr
     return {'fwd_bwd_clips_s': fb, 'fwd_clips_s': f, 'ideal_pairs_s': ideal_step_rate(f, fb),
             'mem_backbone_mb': mem.peak_mb, 'mem_backbone_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c021
+# %% ../nbs/18_bench.ipynb #c022
 @dataclass
 class BenchRig:
     "What a benchmarked pretraining step uses; has the attributes `pretrain_step` reads from a `Pretraining`."
@@ -227,7 +230,7 @@ def train_step(rig: BenchRig, # from `build_rig`
     rig.optimizer.step(); rig.scheduler.step()
     return out
 
-# %% ../nbs/18_bench.ipynb #c023
+# %% ../nbs/18_bench.ipynb #c024
 def random_windows(cfg: Config, # data sizes (clip_len, speeds, size)
                    batch: int, # speed pairs
                    device='cpu', # where the batch lives
@@ -259,16 +262,17 @@ def bench_step(rig: BenchRig, # from `build_rig`
     if teacher == 'cached' and saved is not None:
         q = speed_triplet(batch['windows'], rig.cfg.data.clip_len, rig.cfg.data.speeds)[0]
         rig.teacher = CachedTeacher(saved(to_unit(middle_frame(q))))
+    cpu = []
     try:
         rig.model.train()
         with PeakMemory(rig.device) as mem:
-            times = time_iterations(lambda: train_step(rig, batch, readback), warmup, iters, rig.device)
+            times = time_iterations(lambda: train_step(rig, batch, readback), warmup, iters, rig.device, cpu)
     finally: rig.teacher = saved
     med = statistics.median(times)
-    return {'pairs_s': B / med, 'step_ms': med * 1e3, 'mem_mb': mem.peak_mb, 'mem_delta_mb': mem.delta_mb,
-            'mem_kind': mem.kind}
+    return {'pairs_s': B / med, 'step_ms': med * 1e3, 'cpu_s': statistics.median(cpu), 'mem_mb': mem.peak_mb,
+            'mem_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c026
+# %% ../nbs/18_bench.ipynb #c027
 def write_test_videos(folder, # root to write (Kinetics layout: folder/train/c<k>/v<i><ext>)
                       n: int=8, # videos
                       size=(128, 128), # (height, width) of the frames
@@ -298,7 +302,7 @@ def attach_loader(rig: BenchRig, # from `build_rig`
     rig.dataset = SpeedPairDataset(pretrain_items(root), cfg.data, train=True)
     rig.sampler = make_sampler(rig.dataset, cfg.seed, shuffle=True)
     rig.workers = default_workers(cfg.data.num_workers if workers is None else workers)
-    rig.prefetch = int(prefetch or cfg.data.prefetch_factor)
+    rig.prefetch = int(prefetch or cfg.data.prefetch_factor) if rig.workers > 0 else 0  # no prefetch without workers
     rig.loader = make_loader(rig.dataset, rig.sampler, cfg.pretrain.batch_size, rig.workers, cfg.seed,
                              pin_memory=rig.device.type == 'cuda', prefetch_factor=rig.prefetch)
     if len(rig.loader) == 0:
@@ -339,7 +343,7 @@ def bench_loader_step(rig: BenchRig, # with a loader (`attach_loader`)
             'data_wait': sum(waits) / sum(totals), 'skipped': skipped, 'mem_mb': mem.peak_mb,
             'mem_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c029
+# %% ../nbs/18_bench.ipynb #c030
 def bench_finetune_step(cfg: Config, # from `bench_config` (cfg.finetune: batch, precision, layout, compile)
                         device='cpu', # where to run
                         warmup: int=3, iters: int=10, # untimed and timed steps
@@ -365,11 +369,13 @@ def bench_finetune_step(cfg: Config, # from `bench_config` (cfg.finetune: batch,
         out = finetune_step(f, batch)
         float(out['loss'].detach()); float(out['acc'])  # the trainer logs both every step
         opt.zero_grad(set_to_none=True); out['loss'].backward(); opt.step()
-    with PeakMemory(dev) as mem: times = time_iterations(step, warmup, iters, dev)
+    cpu = []
+    with PeakMemory(dev) as mem: times = time_iterations(step, warmup, iters, dev, cpu)
     med = statistics.median(times)
-    return {'clips_s': tc.batch_size / med, 'step_ms': med * 1e3, 'mem_mb': mem.peak_mb, 'mem_kind': mem.kind}
+    return {'clips_s': tc.batch_size / med, 'step_ms': med * 1e3, 'cpu_s': statistics.median(cpu), 'mem_mb': mem.peak_mb,
+            'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c032
+# %% ../nbs/18_bench.ipynb #c033
 SYNC_OPS = ('aten::_local_scalar_dense', 'aten::item', 'aten::nonzero', 'aten::masked_select', 'aten::unique',
             'cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize', 'cudaMemcpy')
 
@@ -400,7 +406,7 @@ def profile_step(fn, # one step (no arguments)
         out['sync_warnings'] = [str(w.message).splitlines()[0] for w in caught if 'synchroniz' in str(w.message).lower()]
     return out
 
-# %% ../nbs/18_bench.ipynb #c035
+# %% ../nbs/18_bench.ipynb #c036
 def _short_side_hw(h: int, w: int, short: int) -> tuple:
     s = short / min(h, w)
     return (short, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short)
@@ -441,7 +447,7 @@ def bench_decode_resize(paths, # video files
         out[mode] = {'windows_s': 2 * reads / (time.perf_counter() - t0), 'frame_hw': shape[-3:-1] if mode != 'device_resize' else shape[-2:]}
     return out
 
-# %% ../nbs/18_bench.ipynb #c038
+# %% ../nbs/18_bench.ipynb #c039
 def bench_transcode(paths, # source video files
                     out_dir, # where the transcoded copies go
                     cfg: Config|None=None, # data settings of the dataset (clip_len, speeds, size); None = quick
@@ -468,7 +474,7 @@ def bench_transcode(paths, # source video files
             'before_mb': sum(p.stat().st_size for p in paths) / 2**20, 'after_mb': sum(p.stat().st_size for p in outs) / 2**20,
             'before_hw': (meta(paths[0]).height, meta(paths[0]).width), 'after_hw': (meta(outs[0]).height, meta(outs[0]).width)}
 
-# %% ../nbs/18_bench.ipynb #c041
+# %% ../nbs/18_bench.ipynb #c042
 def device_name(device) -> str:
     "A readable name of the device: the GPU's name, or the CPU model and the cores this process may use."
     dev = torch.device(device)
@@ -492,7 +498,7 @@ def bench_data_root(cfg: Config, # its data.root and preset are used
     if cfg.data.root: return Path(cfg.data.root)
     return find_world(cfg.preset) or find_world(cfg.preset, _package_root())
 
-# %% ../nbs/18_bench.ipynb #c042
+# %% ../nbs/18_bench.ipynb #c043
 def _ratio(a, b): return a / b if a and b else None
 
 def run_bench(cfg: Config, # from `bench_config`
@@ -521,14 +527,16 @@ def run_bench(cfg: Config, # from `bench_config`
            'channels_last': tc.channels_last, 'channels_last_active': use_channels_last(dev, tc.channels_last),
            'compile': tc.compile, 'torch_threads': torch.get_num_threads(), 'readback': readback, 'warmup': warmup,
            'iters': iters, 'phases': '+'.join(phases)}
-    extra = {}
+    extra, c0, t0 = {}, time.process_time(), time.perf_counter()
     def phase(name): return name in phases
     if phase('backbone'):
         row.update(bench_backbone(cfg, dev, warmup, iters))
     root = bench_data_root(cfg, data) if phase('e2e') else None
     tmp = None
-    if phase('e2e') and (root is None or not root.exists()):
-        if root is not None: log.warning("benchmark data root %s does not exist; writing test videos instead", root)
+    if root is not None and not root.exists():
+        raise FileNotFoundError(f"benchmark data root not found: {root} (a synthetic world or a Kinetics-style root)")
+    if phase('e2e') and root is None:
+        log.info("no dataset found for preset %s: the end-to-end stage reads freshly written test videos", cfg.preset)
         tmp = Path(tempfile.mkdtemp(prefix='hcmtl-bench-'))
         s = cfg.synth
         write_test_videos(tmp, n=max(2 * tc.batch_size, 8), size=(s.frame_size, s.frame_size), num_frames=s.num_frames)
@@ -539,7 +547,7 @@ def run_bench(cfg: Config, # from `bench_config`
             row['teacher'] = rig.teacher_source
             if phase('step'):
                 r = bench_step(rig, warmup, iters, 'online', readback)
-                row.update(step_pairs_s=r['pairs_s'], step_ms=r['step_ms'], mem_step_mb=r['mem_mb'],
+                row.update(step_pairs_s=r['pairs_s'], step_ms=r['step_ms'], step_cpu_s=r['cpu_s'], mem_step_mb=r['mem_mb'],
                            mem_step_delta_mb=r['mem_delta_mb'], mem_kind=r['mem_kind'])
             if phase('cached') and rig.teacher is not None:
                 r = bench_step(rig, warmup, iters, 'cached', readback)
@@ -562,7 +570,8 @@ def run_bench(cfg: Config, # from `bench_config`
             del rig; gc.collect()
         if phase('finetune'):
             r = bench_finetune_step(cfg, dev, warmup, iters)
-            row.update(finetune_clips_s=r['clips_s'], finetune_step_ms=r['step_ms'], mem_finetune_mb=r['mem_mb'])
+            row.update(finetune_clips_s=r['clips_s'], finetune_step_ms=r['step_ms'], finetune_cpu_s=r['cpu_s'],
+                       mem_finetune_mb=r['mem_mb'])
         if decode or transcode:
             with tempfile.TemporaryDirectory(prefix='hcmtl-bench-io-') as io_dir:
                 vids = write_test_videos(Path(io_dir) / 'src', n=4, size=(240, 320), num_frames=96, ext='.avi', gop=250)
@@ -576,6 +585,7 @@ def run_bench(cfg: Config, # from `bench_config`
                                transcode_after_mb=tr['after_mb'])
     finally:
         if tmp is not None: shutil.rmtree(tmp, ignore_errors=True)
+    row['cpu_busy'] = (time.process_time() - c0) / (time.perf_counter() - t0)  # cores this process kept busy (workers not counted)
     row['step_vs_ideal'] = _ratio(row.get('step_pairs_s'), row.get('ideal_pairs_s'))
     row['cached_vs_ideal'] = _ratio(row.get('cached_pairs_s'), row.get('ideal_pairs_s'))
     row['e2e_vs_step'] = _ratio(row.get('e2e_pairs_s'), row.get('step_pairs_s'))
@@ -585,7 +595,7 @@ def run_bench(cfg: Config, # from `bench_config`
     if verbose: print(format_report(row, extra.get('profile_table')))
     return {**row, **extra}
 
-# %% ../nbs/18_bench.ipynb #c043
+# %% ../nbs/18_bench.ipynb #c044
 def _f(v, spec='.1f', none='—'): return none if v is None else format(v, spec)
 
 def format_report(row: dict, # a `run_bench` row
@@ -598,13 +608,15 @@ def format_report(row: dict, # a `run_bench` row
              f"clip {g('clip')}, {prec}, channels_last {'on' if g('channels_last_active') else 'off'}, "
              f"compile {'on' if g('compile') else 'off'}",
              f"device: {g('device')} — {g('device_name')}",
-             f"medians of {g('iters')} timed iterations after {g('warmup')} warm-up"]
+             f"medians of {g('iters')} timed iterations after {g('warmup')} warm-up; this process kept "
+             f"{_f(g('cpu_busy'), '.2f')} cores busy on average ({g('torch_threads')} torch threads)"]
     if g('fwd_bwd_clips_s') is not None:
         lines += [f"(1) backbone: fwd+bwd {_f(g('fwd_bwd_clips_s'))} clips/s, fwd {_f(g('fwd_clips_s'))} clips/s",
                   f"    ideal step (1 fwd+bwd + 2 fwd clips per pair): {_f(g('ideal_pairs_s'))} pairs/s"]
     if g('step_pairs_s') is not None:
         lines.append(f"(2) step, data on device, teacher online: {_f(g('step_pairs_s'))} pairs/s "
-                     f"({_f(g('step_ms'))} ms/step) = {_f(g('step_vs_ideal'), '.2f')} x ideal   [teacher: {g('teacher')}]")
+                     f"({_f(g('step_ms'))} ms/step, {_f(g('step_cpu_s'), '.2f')} CPU-s/step) = {_f(g('step_vs_ideal'), '.2f')} x ideal"
+                     f"   [teacher: {g('teacher')}]")
     if g('cached_pairs_s') is not None:
         lines.append(f"    teacher cached: {_f(g('cached_pairs_s'))} pairs/s ({_f(g('cached_step_ms'))} ms/step) "
                      f"= {_f(g('cached_vs_ideal'), '.2f')} x ideal")
@@ -617,7 +629,8 @@ def format_report(row: dict, # a `run_bench` row
         lines.append(f"(4) peak memory ({g('mem_kind')}): " + ', '.join(f"{k} {v:.0f} MiB" for k, v in mems)
                      + (f"; rise during the step {_f(g('mem_step_delta_mb'), '.0f')} MiB" if g('mem_step_delta_mb') is not None else ''))
     if g('finetune_clips_s') is not None:
-        lines.append(f"fine-tuning step: {_f(g('finetune_clips_s'))} clips/s ({_f(g('finetune_step_ms'))} ms/step)")
+        lines.append(f"fine-tuning step: {_f(g('finetune_clips_s'))} clips/s ({_f(g('finetune_step_ms'))} ms/step, "
+                     f"{_f(g('finetune_cpu_s'), '.2f')} CPU-s/step)")
     dec = [(k[len('decode_'):-len('_windows_s')], v) for k, v in row.items() if k.startswith('decode_') and k.endswith('_windows_s')]
     if dec: lines.append("decode 320x240 MPEG-4, windows/s (1 process): " + ', '.join(f"{k} {v:.1f}" for k, v in dec))
     if g('transcode_s_per_video') is not None:
@@ -631,7 +644,7 @@ def format_report(row: dict, # a `run_bench` row
     if profile_table: lines += ['', profile_table]
     return '\n'.join(lines)
 
-# %% ../nbs/18_bench.ipynb #c047
+# %% ../nbs/18_bench.ipynb #c048
 def bench_cli(argv=None) -> int:
     "Command line `hcmtl-bench`: measure one configuration, print the report, append a CSV row."
     ap = argparse.ArgumentParser(prog='hcmtl-bench', description=bench_cli.__doc__)

@@ -20,9 +20,9 @@ from .results import read_paper_tables, results_table, table_markdown, plot_abla
 from .cam import class_activation_map, upsample_cam, cam_energy_in_mask, cam_figure, save_cam_gif
 
 # %% auto #0
-__all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'Job', 'job_config',
+__all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'PUBLISHED', 'Job', 'job_config',
            'plan_reproduction', 'run_job', 'collect_results', 'parts_file', 'run_cams', 'cam_comparison', 'reproduce',
-           'reproduce_cli']
+           'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -299,6 +299,25 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
         log.removeHandler(fh); fh.close()
 
 # %% ../nbs/16_reproduce.ipynb #c021
+PUBLISHED = ('results.csv', 'summary.md', 'ablation.png', 'jobs.csv', 'reproduce.log', 'cam/cam.json', 'cam/cam.gif')
+
+def publish(out, # a reproduction folder
+            dest, # folder to copy the artefacts into
+           ) -> list:
+    "Copy a reproduction's small artefacts to `dest`; returns the files written."
+    out, dest = Path(out), Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    files = [out / f for f in PUBLISHED] + sorted((out / 'cam').glob('cam_*.png'))
+    written = []
+    for f in files:
+        if f.is_file():
+            target = dest / f.name
+            if f.name == 'jobs.csv':  # machine-specific absolute paths -> relative to the reproduction
+                df = pd.read_csv(f); df['run'] = [os.path.relpath(r, out) for r in df['run']]; df.to_csv(target, index=False)
+            else: shutil.copyfile(f, target)
+            written.append(target)
+    return written
+
+# %% ../nbs/16_reproduce.ipynb #c024
 def reproduce_cli(argv=None) -> int:
     "Command line `hcmtl-reproduce`."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
@@ -310,6 +329,7 @@ def reproduce_cli(argv=None) -> int:
     ap.add_argument('--nproc', type=int, default=1, help='GPUs per job (torchrun) ')
     ap.add_argument('--backbones', nargs='+', default=list(REPRO_BACKBONES))
     ap.add_argument('--no-cam', action='store_true', help='skip the CAM figure')
+    ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
     ap.add_argument('overrides', nargs='*', help='section.key=value applied to every job')
     a = ap.parse_args(argv)
     if not logging.getLogger().handlers:
@@ -322,5 +342,6 @@ def reproduce_cli(argv=None) -> int:
     print(Path(r['summary']).read_text())
     print(f"results: {r['out'] / 'results.csv'}\nablation plot: {r['out'] / 'ablation.png'}")
     if r['cam']: print(f"CAM figure: {r['cam']['figures'][0]}  (all: {r['out'] / 'cam'})")
+    if a.publish: print(f"published {len(publish(r['out'], a.publish))} artefacts to {a.publish}")
     print(f"time: {r['minutes']:.1f} min")
     return 0

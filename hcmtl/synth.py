@@ -764,9 +764,9 @@ def generate_world(cfg: Config, # its .synth sizes the world and .seed seeds it
     if wj.exists():
         old = json.loads(wj.read_text())
         if old.get('key') != key:
-            raise ValueError(f"{wj}: this world was generated with seed {old.get('seed')} and config "
-                             f"{old.get('config')}; it differs from the requested one (seed {seed}). "
-                             f"Use another --out or delete {out}.")
+            raise ValueError(f"{wj}: this world was generated with seed {old.get('seed')}, preset {old.get('preset')!r} "
+                             f"and generator key {old.get('key')}; the requested one (seed {seed}, preset {cfg.preset!r}) "
+                             f"has key {key}. Use another --out, or delete {out} to regenerate it.")
     t0 = time.time()
     plan = plan_world(scfg, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -792,6 +792,7 @@ def generate_world(cfg: Config, # its .synth sizes the world and .seed seeds it
     _write_manifest(out, plan)
     info = world_info(plan, scfg)
     info.update(key=key, seed=seed, preset=cfg.preset, config=config_to_dict(scfg), difficulty=DIFFICULTY,
+                roots={'kinetics': 'kinetics', 'ucf101': 'ucf101', 'hmdb51': 'hmdb51', 'lip': 'lip', 'parts': 'parts'},
                 part_names=list(PART_NAMES), generated=len(todo), skipped=skipped,
                 seconds=round(time.time() - t0, 2), workers=workers)
     _atomic_write(wj, json.dumps(info, indent=1).encode())

@@ -23,7 +23,7 @@ __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATAS
            'draw_stick_figure', 'fake_parsing_set', 'parsing_root', 'read_parsing_split', 'confusion_matrix',
            'iou_from_confusion', 'stride_ceiling_miou', 'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher',
            'load_synth_teacher', 'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli',
-           'TeacherCache', 'find_world']
+           'TeacherCache', 'middle_source_frames', 'find_world']
 
 # %% ../nbs/07_teachers.ipynb #c005
 logger = logging.getLogger('hcmtl.teachers')
@@ -756,6 +756,16 @@ class TeacherCache:
         return sum(f.stat().st_size for f in self.root.glob('*.npz'))
 
 # %% ../nbs/07_teachers.ipynb #c055
+def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of the two windows (dataset 'frame_idx')
+                         speeds, # B speeds of the clips (q: s_pos per sample)
+                         clip_len: int, # frames per clip T
+                         window: int=0, # which window the clip comes from (0: the anchor q)
+                        ) -> torch.Tensor:
+    "Source-frame index of the middle frame of each clip, for `TeacherCache.lookup`."
+    s = torch.as_tensor(speeds, dtype=torch.long, device=frame_idx.device)
+    return frame_idx[torch.arange(len(s), device=frame_idx.device), window, (clip_len // 2) * s]
+
+# %% ../nbs/07_teachers.ipynb #c058
 def find_world(preset: str='quick', # preset whose default world to look for
                start=None, # folder to search from (default: the current one and its parents)
               ) -> Path|None:
