@@ -36,7 +36,8 @@ __all__ = ['log', 'PRECISIONS', 'PHASES', 'SYNC_OPS', 'sync_device', 'time_itera
            'ideal_step_rate', 'bench_backbone', 'BenchRig', 'bench_teacher', 'build_rig', 'train_step',
            'random_windows', 'CachedTeacher', 'bench_step', 'write_test_videos', 'attach_loader', 'loader_batches',
            'bench_loader_step', 'bench_finetune_step', 'profile_step', 'bench_decode_resize', 'bench_transcode',
-           'device_name', 'bench_data_root', 'run_bench', 'format_report', 'bench_cli']
+           'device_name', 'bench_data_root', 'run_bench', 'format_report', 'bench_cli', 'reproduction_counts',
+           'reproduction_budget']
 
 # %% ../nbs/18_bench.ipynb #c006
 log = logging.getLogger('hcmtl.bench')
@@ -154,12 +155,14 @@ def bench_backbone(cfg: Config, # from `bench_config` (model, data sizes, cfg.pr
         opt.zero_grad(set_to_none=True); y.float().mean().backward(); opt.step()
     def fwd():
         with torch.no_grad(), autocast(dev, tc.amp): bb(x)
+    c_fb, c_f = [], []
     with PeakMemory(dev) as mem:
-        t_fb = time_iterations(fwd_bwd, warmup, iters, dev)
-        t_f = time_iterations(fwd, warmup, iters, dev)
+        t_fb = time_iterations(fwd_bwd, warmup, iters, dev, c_fb)
+        t_f = time_iterations(fwd, warmup, iters, dev, c_f)
     B = tc.batch_size
     fb, f = B / statistics.median(t_fb), B / statistics.median(t_f)
     return {'fwd_bwd_clips_s': fb, 'fwd_clips_s': f, 'ideal_pairs_s': ideal_step_rate(f, fb),
+            'fwd_bwd_cpu_s': statistics.median(c_fb), 'fwd_cpu_s': statistics.median(c_f),
             'mem_backbone_mb': mem.peak_mb, 'mem_backbone_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
 # %% ../nbs/18_bench.ipynb #c022
@@ -611,7 +614,8 @@ def format_report(row: dict, # a `run_bench` row
              f"medians of {g('iters')} timed iterations after {g('warmup')} warm-up; this process kept "
              f"{_f(g('cpu_busy'), '.2f')} cores busy on average ({g('torch_threads')} torch threads)"]
     if g('fwd_bwd_clips_s') is not None:
-        lines += [f"(1) backbone: fwd+bwd {_f(g('fwd_bwd_clips_s'))} clips/s, fwd {_f(g('fwd_clips_s'))} clips/s",
+        lines += [f"(1) backbone: fwd+bwd {_f(g('fwd_bwd_clips_s'))} clips/s, fwd {_f(g('fwd_clips_s'))} clips/s "
+                  f"({_f(g('fwd_bwd_cpu_s'), '.2f')} and {_f(g('fwd_cpu_s'), '.2f')} CPU-s per batch)",
                   f"    ideal step (1 fwd+bwd + 2 fwd clips per pair): {_f(g('ideal_pairs_s'))} pairs/s"]
     if g('step_pairs_s') is not None:
         lines.append(f"(2) step, data on device, teacher online: {_f(g('step_pairs_s'))} pairs/s "
@@ -685,3 +689,46 @@ def bench_cli(argv=None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"hcmtl-bench: {e}", file=sys.stderr); return 2
     return 0
+
+# %% ../nbs/18_bench.ipynb #c051
+def reproduction_counts(preset: str='quick', # preset whose world and sizes are used
+                        world=None, # synthetic world W (default: the preset's generated world)
+                       ) -> dict:
+    "Videos a reproduction uses: {'pool': pretraining videos, 'ucf101'/'hmdb51': (train, val, test)}."
+    from hcmtl.datasets import build_splits
+    cfg = get_preset(preset)
+    w = Path(world) if world is not None else (find_world(preset) or find_world(preset, _package_root()))
+    if w is None or not Path(w).exists(): raise FileNotFoundError(f"no synthetic world for preset {preset!r}: {w}")
+    out = {'pool': len(pretrain_items(w))}
+    for ds in ('ucf101', 'hmdb51'):
+        s = build_splits(ds, Path(w) / ds, cfg.data.fold, cfg.data.val_fraction, cfg.seed)
+        out[ds] = (len(s['train']), len(s['val']), len(s['test']))
+    return out
+
+def reproduction_budget(counts: dict, # from `reproduction_counts`
+                        costs: dict, # (backbone, variant) -> {'step_cpu_s': pretraining step, 'finetune_cpu_s': fine-tuning step}
+                        preset: str='quick', # sizes: epochs, batch sizes, test_clips, eval_every
+                        seeds: int|None=None, # seeds; None = the preset's default in hcmtl.reproduce
+                       ) -> 'pd.DataFrame':
+    "Estimated CPU-seconds of a reproduction's steps and evaluation forwards, one row per (stage, backbone, variant)."
+    import math, pandas as pd
+    from hcmtl.reproduce import DEFAULT_SEEDS, REPRO_BACKBONES, REPRO_DATASETS, REPRO_VARIANTS
+    cfg = get_preset(preset)
+    n = seeds or DEFAULT_SEEDS[preset]
+    pb, fb, fe, clips = cfg.pretrain.batch_size, cfg.finetune.batch_size, cfg.finetune.epochs, cfg.data.test_clips
+    pre_steps = counts['pool'] // pb * cfg.pretrain.epochs  # the pretraining loader drops the last partial batch
+    rows = []
+    for bb in REPRO_BACKBONES:
+        for v in REPRO_VARIANTS:
+            rows.append(dict(stage='pretrain', backbone=bb, variant=v, jobs=n, steps=n * pre_steps,
+                             cpu_s=n * pre_steps * costs[(bb, v)]['step_cpu_s']))
+        for v in tuple(REPRO_VARIANTS) + ('scratch',):
+            c = costs[(bb, 'no_kd' if v == 'scratch' else v)]['finetune_cpu_s']
+            steps = sum(math.ceil(counts[ds][0] / fb) * fe for ds in REPRO_DATASETS)
+            evals = sum((va * math.ceil(fe / cfg.finetune.eval_every) + te + tr + va + te) * clips
+                        for tr, va, te in (counts[ds] for ds in REPRO_DATASETS))
+            rows.append(dict(stage='finetune', backbone=bb, variant=v, jobs=n * len(REPRO_DATASETS), steps=n * steps,
+                             cpu_s=n * steps * c))
+            rows.append(dict(stage='evaluate', backbone=bb, variant=v, jobs=n * len(REPRO_DATASETS), clips=n * evals,
+                             cpu_s=n * evals * c / fb / 3))
+    return pd.DataFrame(rows)

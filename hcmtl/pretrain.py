@@ -174,9 +174,17 @@ def encoder_payload(model: MoCoHCMTL, cfg: Config, step: int) -> dict:
                      'global_step': int(step), 'config_hash': config_hash(cfg)},
             'model_config': config_to_dict(cfg.model)}
 
+def _add_installed_packages(path: Path):
+    "Add every installed distribution and its version (what `pip freeze` lists) to environment.json."
+    from importlib import metadata
+    env = json.loads(path.read_text())
+    env['installed'] = dict(sorted({d.metadata['Name']: d.version for d in metadata.distributions() if d.metadata['Name']}.items(),
+                                   key=lambda kv: kv[0].lower()))
+    path.write_text(json.dumps(env, indent=2))
+
 def _prepare_run(cfg: Config, di: DistInfo, out, resume) -> Path:
     "Create (rank 0) or reopen the run directory; every rank gets its path."
-    err, run = None, None
+    err, run, exc = None, None, None
     if di.is_main:
         try:
             if resume is not None:
@@ -189,9 +197,11 @@ def _prepare_run(cfg: Config, di: DistInfo, out, resume) -> Path:
                 if out is not None and list_checkpoints(Path(out) / 'checkpoints'):
                     raise FileExistsError(f"{out} already holds a pretraining run; continue it with --resume {out}")
                 run = make_run_dir(cfg, 'pretrain', out)
-        except Exception as e: err = f"{type(e).__name__}: {e}"
+                _add_installed_packages(run / 'environment.json')
+        except Exception as e: err, exc = f"{type(e).__name__}: {e}", e
     run, err = broadcast_object((str(run) if run else None, err))
-    if err: raise RuntimeError(err)
+    if exc is not None: raise exc
+    if err: raise RuntimeError(f"rank 0 could not prepare the run directory: {err}")
     return Path(run)
 
 # %% ../nbs/13_pretrain.ipynb #c017
@@ -349,6 +359,7 @@ def plot_losses(run, # a run directory (or a DataFrame from `read_log`)
     for k in TERMS:
         if k in df and df[k].notna().any(): ax.plot(df['step'], df[k], label=k, lw=2 if k == 'loss' else 1)
     ax.set(xlabel='step', ylabel='loss', title='pretraining losses (eq. 7)'); ax.legend(); ax.grid(alpha=0.3)
+    ax.figure.tight_layout()
     return ax
 
 # %% ../nbs/13_pretrain.ipynb #c025
@@ -380,7 +391,7 @@ def pretrain_cli(argv=None) -> int:
             if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
         cfg = validate(apply_overrides(cfg, ov))
         run = pretrain(cfg, out=a.out, resume=a.resume)
-    except (ConfigError, FileNotFoundError) as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
+    except (ConfigError, FileNotFoundError, FileExistsError) as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
     except NonFiniteLossError as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 1
     except Preempted as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 143
     if int(os.environ.get('RANK', '0')) == 0: print(run)

@@ -553,6 +553,18 @@ def save_synth_teacher(net: SynthParsingNet, # the network to save
     _save_atomic(ck, path)
     return path
 
+@torch.no_grad()
+def _recalibrate_bn(net, images, labels, size, batch_size, gen):
+    "Replace the BN running statistics by exact averages over one augmented pass of the training set."
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns: m.reset_running_stats(); m.momentum = None  # cumulative average
+    net.train()
+    for i in range(0, len(images), batch_size):
+        x, _ = augment_parsing_batch(images[i:i + batch_size], labels[i:i + batch_size], size, gen)
+        net((x - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1))
+    for m in bns: m.momentum = 0.1
+    net.eval()
+
 def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set folder
                         out_file=None, # checkpoint to write; None = <W>/teacher.pt
                         epochs: int=15, # passes over the training split
@@ -574,6 +586,9 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
     images, labels, _ = read_parsing_split(data_dir, 'train', num_classes)
     images, labels = images.to(dev), labels.to(dev)
     net = SynthParsingNet(num_classes, width).to(dev)
+    with torch.no_grad():  # start from the class prior (mostly background) rather than from uniform
+        freq = torch.bincount(labels.reshape(-1).long(), minlength=num_classes).float().clamp(min=1)
+        net.classifier.bias.copy_((freq / freq.sum()).log().to(dev))
     steps_per_epoch = max(1, len(images) // batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
@@ -591,6 +606,7 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
             tot += loss.item()
         history.append(round(tot / steps_per_epoch, 5))
         if verbose: print(f"epoch {ep + 1}/{epochs} loss {history[-1]:.4f} ({time.time() - t0:.0f}s)", flush=True)
+    _recalibrate_bn(net, images, labels, size, batch_size, gen)
     labels_ = PART_LABELS if num_classes == 7 else [f'class_{i}' for i in range(num_classes)]
     teacher = SynthTeacher(net.cpu(), labels_).to(dev)  # scored at the frames' own size, as it is used
     metrics = evaluate_teacher(teacher, data_dir, 'val')

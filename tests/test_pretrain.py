@@ -218,3 +218,7 @@ def test_missing_data_or_teacher_is_a_clear_error(smoke_world, tmp_path, capsys)
     assert pretrain_cli(['--preset', 'smoke', '--data', str(w), '--out', str(tmp_path / 'r2'), '--device', 'cpu']) == 2
     err = capsys.readouterr().err
     assert str(w / 'teacher.pt') in err and 'hcmtl-teacher train' in err, err
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'r3'), '--device', 'cpu',
+                         'pretrain.max_steps=1']) == 0
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'r3')]) == 2
+    assert '--resume' in capsys.readouterr().err  # an existing run is not overwritten
