@@ -265,6 +265,15 @@ def config_to_dict(cfg) -> dict:
         return v
     return conv(asdict(cfg))
 
+def _coerce(v, default, name):
+    "Give `v` the type of the field's default where that is unambiguous (YAML reads '1e9' as a string)."
+    if isinstance(default, bool) or default is None or v is None: return v
+    try:
+        if isinstance(default, float) and isinstance(v, (int, str)) and not isinstance(v, bool): return float(v)
+        if isinstance(default, int) and isinstance(v, str): return int(v)
+    except ValueError: raise ConfigError(f"config field `{name}`: expected a {type(default).__name__}, got {v!r}") from None
+    return v
+
 def _from_dict(cls, d: dict, prefix=''):
     known = {f.name: f for f in fields(cls)}
     unknown = set(d) - set(known)
@@ -274,6 +283,7 @@ def _from_dict(cls, d: dict, prefix=''):
         default = getattr(cls(), k)
         if is_dataclass(default): v = _from_dict(type(default), v or {}, f"{prefix}{k}.")
         elif isinstance(default, tuple) and isinstance(v, list): v = tuple(v)
+        else: v = _coerce(v, default, f"{prefix}{k}")
         kw[k] = v
     return cls(**kw)
 
