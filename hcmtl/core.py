@@ -215,12 +215,12 @@ def _smoke() -> Config:
 
 def _quick() -> Config:
     c = Config(preset='quick')
-    c.data = DataConfig(clip_len=8, size=64, num_workers=-1, test_clips=4, crop_scale=(0.5, 1.0))
+    c.data = DataConfig(clip_len=8, size=64, num_workers=-1, test_clips=2, crop_scale=(0.5, 1.0))
     c.model = ModelConfig(width=0.25, emb_dim=64, decoder_channels=32)
     c.loss = LossConfig(queue_size=1024, momentum=0.99)
     c.teacher = TeacherConfig(train_epochs=15, train_size=64, width=16)
     c.pretrain = TrainConfig(epochs=6, batch_size=16, lr=0.1, ckpt_every=50, log_every=5)
-    c.finetune = TrainConfig(epochs=8, batch_size=16, lr=0.05, ckpt_every=0, log_every=5)
+    c.finetune = TrainConfig(epochs=4, batch_size=16, lr=0.05, ckpt_every=0, log_every=5, eval_every=2)
     c.synth = SynthConfig(frame_size=80, num_frames=32)
     return c
 
