@@ -6,7 +6,8 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/bench.html.md"""
 
 # %% ../nbs/18_bench.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, datetime, gc, logging, os, platform, shutil, socket, statistics, sys, tempfile, threading, time, warnings
+import argparse, contextlib, datetime, gc, logging, os, platform, shutil, socket, statistics, sys, tempfile
+import threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -422,7 +423,7 @@ def bench_decode_resize(paths, # video files
                         device='cpu', # where the 'device' mode resizes
                         modes=('native', 'decode_resize', 'cpu_resize', 'device_resize'), # what to measure
                        ) -> dict:
-    "Windows/s in one process: decode at native size; resize while decoding; resize on the CPU after; resize on the device after."
+    "Windows/s and CPU-ms per window in one process: decode at native size; resize while decoding; on the CPU after; on the device after."
     import cv2
     dev, paths = torch.device(device), [str(p) for p in paths]
     window = max(speeds) * clip_len
@@ -439,16 +440,19 @@ def bench_decode_resize(paths, # video files
                                                             interpolation=cv2.INTER_AREA)
                                                  for f in read_frames(p, i, backend)]),
             'device_resize': lambda p, i: resized_on_device(read_frames(p, i, backend))}
-    out = {}
-    for mode in modes:
-        rng = np.random.default_rng(0)  # the same windows for every mode
-        jobs = [(p, np.concatenate([window_indices(video_meta(p, backend).num_frames, clip_len, max(speeds), rng)
-                                    for _ in range(2)])) for p in (paths[k % len(paths)] for k in range(reads))]
-        read[mode](*jobs[0])  # warm-up (opens the codec, allocates)
-        t0 = time.perf_counter()
-        for p, idx in jobs: shape = tuple(read[mode](p, idx).shape)
-        out[mode] = {'windows_s': 2 * reads / (time.perf_counter() - t0), 'frame_hw': shape[-3:-1] if mode != 'device_resize' else shape[-2:]}
-    return out
+    rng = np.random.default_rng(0)  # the same windows for every mode
+    jobs = [(p, np.concatenate([window_indices(video_meta(p, backend).num_frames, clip_len, max(speeds), rng)
+                                for _ in range(2)])) for p in (paths[k % len(paths)] for k in range(reads))]
+    wall, cpu, shape = dict.fromkeys(modes, 0.0), dict.fromkeys(modes, 0.0), {}
+    for mode in modes: read[mode](*jobs[0])  # warm-up (opens the codec, allocates)
+    for p, idx in jobs:  # modes interleaved, so that a change in the machine's load hits them alike
+        for mode in modes:
+            c0, t0 = time.process_time(), time.perf_counter()
+            y = read[mode](p, idx)
+            wall[mode] += time.perf_counter() - t0; cpu[mode] += time.process_time() - c0
+            shape[mode] = tuple(y.shape[-3:-1]) if mode != 'device_resize' else tuple(y.shape[-2:])
+    return {m: {'windows_s': 2 * reads / wall[m], 'cpu_ms_per_window': 1e3 * cpu[m] / (2 * reads), 'frame_hw': shape[m]}
+            for m in modes}
 
 # %% ../nbs/18_bench.ipynb #c039
 def bench_transcode(paths, # source video files
@@ -458,22 +462,26 @@ def bench_transcode(paths, # source video files
                     gop: int=16, # transcode key-frame interval
                     reads: int=20, # speed pairs read before and after
                    ) -> dict:
-    "Transcode time, bytes and frame size, and SpeedPairDataset pairs/s before and after `transcode_video`."
+    "Transcode time, bytes and frame size, and SpeedPairDataset pairs/s (and CPU-ms per pair) before and after `transcode_video`."
     dcfg = (cfg or get_preset('quick')).data
     paths, out_dir = [Path(p) for p in paths], Path(out_dir)
     t0 = time.perf_counter()
     outs = [transcode_video(p, out_dir / f'{k:04d}_{p.name}', short_side, gop) for k, p in enumerate(paths)]
     seconds = time.perf_counter() - t0
-    def rate(files):
-        clear_meta_cache()
-        ds = SpeedPairDataset([VideoItem(str(f), 0, None) for f in files], dcfg, train=True)
-        torch.manual_seed(0); ds[0]
-        torch.manual_seed(0); t = time.perf_counter()
-        for k in range(reads): ds[k % len(ds)]
-        return reads / (time.perf_counter() - t)
+    clear_meta_cache()
+    sets = [SpeedPairDataset([VideoItem(str(f), 0, None) for f in files], dcfg, train=True) for files in (paths, outs)]
+    wall, cpu = [0.0, 0.0], [0.0, 0.0]
+    for ds in sets: ds[0]  # warm-up
+    for k in range(reads):  # before and after interleaved, the same windows and crops for both
+        for j, ds in enumerate(sets):
+            torch.manual_seed(k)
+            c0, t0 = time.process_time(), time.perf_counter()
+            ds[k % len(ds)]
+            wall[j] += time.perf_counter() - t0; cpu[j] += time.process_time() - c0
     meta = lambda f: video_meta(f, 'pyav')
     return {'videos': len(paths), 'transcode_s_per_video': seconds / len(paths),
-            'before_pairs_s': rate(paths), 'after_pairs_s': rate(outs),
+            'before_pairs_s': reads / wall[0], 'after_pairs_s': reads / wall[1],
+            'before_cpu_ms_per_pair': 1e3 * cpu[0] / reads, 'after_cpu_ms_per_pair': 1e3 * cpu[1] / reads,
             'before_mb': sum(p.stat().st_size for p in paths) / 2**20, 'after_mb': sum(p.stat().st_size for p in outs) / 2**20,
             'before_hw': (meta(paths[0]).height, meta(paths[0]).width), 'after_hw': (meta(outs[0]).height, meta(outs[0]).width)}
 
@@ -554,7 +562,7 @@ def run_bench(cfg: Config, # from `bench_config`
                            mem_step_delta_mb=r['mem_delta_mb'], mem_kind=r['mem_kind'])
             if phase('cached') and rig.teacher is not None:
                 r = bench_step(rig, warmup, iters, 'cached', readback)
-                row.update(cached_pairs_s=r['pairs_s'], cached_step_ms=r['step_ms'])
+                row.update(cached_pairs_s=r['pairs_s'], cached_step_ms=r['step_ms'], cached_cpu_s=r['cpu_s'])
             if profile:
                 batch = random_windows(cfg, tc.batch_size, dev)
                 pr = profile_step(lambda: train_step(rig, batch, readback), dev)
@@ -581,10 +589,12 @@ def run_bench(cfg: Config, # from `bench_config`
                 if decode:
                     dr = bench_decode_resize(vids, d.clip_len, d.speeds, short_side=128, reads=max(4, iters), device=dev)
                     row.update({f'decode_{k}_windows_s': v['windows_s'] for k, v in dr.items()})
+                    row.update({f'decode_{k}_cpu_ms': v['cpu_ms_per_window'] for k, v in dr.items()})
                 if transcode:
                     tr = bench_transcode(vids, Path(io_dir) / 'out', cfg, short_side=128, reads=max(4, iters))
                     row.update(transcode_s_per_video=tr['transcode_s_per_video'], transcode_before_pairs_s=tr['before_pairs_s'],
-                               transcode_after_pairs_s=tr['after_pairs_s'], transcode_before_mb=tr['before_mb'],
+                               transcode_after_pairs_s=tr['after_pairs_s'], transcode_before_cpu_ms=tr['before_cpu_ms_per_pair'],
+                               transcode_after_cpu_ms=tr['after_cpu_ms_per_pair'], transcode_before_mb=tr['before_mb'],
                                transcode_after_mb=tr['after_mb'])
     finally:
         if tmp is not None: shutil.rmtree(tmp, ignore_errors=True)
@@ -592,6 +602,10 @@ def run_bench(cfg: Config, # from `bench_config`
     row['step_vs_ideal'] = _ratio(row.get('step_pairs_s'), row.get('ideal_pairs_s'))
     row['cached_vs_ideal'] = _ratio(row.get('cached_pairs_s'), row.get('ideal_pairs_s'))
     row['e2e_vs_step'] = _ratio(row.get('e2e_pairs_s'), row.get('step_pairs_s'))
+    if row.get('fwd_cpu_s') is not None:  # the same ratios in CPU time: steadier than wall time on a shared CPU
+        ideal_cpu = row['fwd_bwd_cpu_s'] + 2 * row['fwd_cpu_s']  # CPU-s of the ideal step's clip passes, one batch
+        row['step_vs_ideal_cpu'] = _ratio(ideal_cpu, row.get('step_cpu_s'))
+        row['cached_vs_ideal_cpu'] = _ratio(ideal_cpu, row.get('cached_cpu_s'))
     if csv is not None:
         lg = CSVLogger(csv, tensorboard=False); lg.log({k: v for k, v in row.items() if v is not None}); lg.close()
         row['csv'] = str(csv)
@@ -624,6 +638,9 @@ def format_report(row: dict, # a `run_bench` row
     if g('cached_pairs_s') is not None:
         lines.append(f"    teacher cached: {_f(g('cached_pairs_s'))} pairs/s ({_f(g('cached_step_ms'))} ms/step) "
                      f"= {_f(g('cached_vs_ideal'), '.2f')} x ideal")
+    if g('step_vs_ideal_cpu') is not None:
+        lines.append(f"    in CPU time: step {_f(g('step_vs_ideal_cpu'), '.2f')} x ideal, teacher cached "
+                     f"{_f(g('cached_vs_ideal_cpu'), '.2f')} x ideal")
     if g('e2e_pairs_s') is not None:
         lines.append(f"(3) end to end from disk ({g('workers')} workers, prefetch {g('prefetch')}): {_f(g('e2e_pairs_s'))} pairs/s "
                      f"sustained, {_f(g('e2e_pairs_s_median'))} median = {_f(g('e2e_vs_step'), '.2f')} x (2); "
@@ -636,11 +653,13 @@ def format_report(row: dict, # a `run_bench` row
         lines.append(f"fine-tuning step: {_f(g('finetune_clips_s'))} clips/s ({_f(g('finetune_step_ms'))} ms/step, "
                      f"{_f(g('finetune_cpu_s'), '.2f')} CPU-s/step)")
     dec = [(k[len('decode_'):-len('_windows_s')], v) for k, v in row.items() if k.startswith('decode_') and k.endswith('_windows_s')]
-    if dec: lines.append("decode 320x240 MPEG-4, windows/s (1 process): " + ', '.join(f"{k} {v:.1f}" for k, v in dec))
+    if dec: lines.append("decode 320x240 MPEG-4, windows/s and CPU-ms per window (1 process): "
+                         + ', '.join(f"{k} {v:.1f} ({g(f'decode_{k}_cpu_ms'):.1f} ms)" for k, v in dec))
     if g('transcode_s_per_video') is not None:
         lines.append(f"transcode to short side 128, GOP 16: {g('transcode_s_per_video'):.2f} s/video, "
                      f"{g('transcode_before_mb'):.1f} -> {g('transcode_after_mb'):.1f} MiB, SpeedPairDataset "
-                     f"{g('transcode_before_pairs_s'):.1f} -> {g('transcode_after_pairs_s'):.1f} pairs/s")
+                     f"{g('transcode_before_pairs_s'):.1f} -> {g('transcode_after_pairs_s'):.1f} pairs/s "
+                     f"({g('transcode_before_cpu_ms'):.0f} -> {g('transcode_after_cpu_ms'):.0f} CPU-ms per pair)")
     if g('sync_ops') is not None:
         lines.append(f"ops that sync when their input is on the GPU, calls/step: {g('sync_ops') or 'none'}"
                      + (f"; CUDA sync-debug warnings in one step: {g('sync_warnings')}" if g('sync_warnings') is not None else ''))
@@ -709,11 +728,12 @@ def reproduction_budget(counts: dict, # from `reproduction_counts`
                         costs: dict, # (backbone, variant) -> {'step_cpu_s': pretraining step, 'finetune_cpu_s': fine-tuning step}
                         preset: str='quick', # sizes: epochs, batch sizes, test_clips, eval_every
                         seeds: int|None=None, # seeds; None = the preset's default in hcmtl.reproduce
+                        overrides=(), # dotted overrides of the preset (e.g. 'finetune.epochs=4'), to size it
                        ) -> 'pd.DataFrame':
     "Estimated CPU-seconds of a reproduction's steps and evaluation forwards, one row per (stage, backbone, variant)."
     import math, pandas as pd
     from hcmtl.reproduce import DEFAULT_SEEDS, REPRO_BACKBONES, REPRO_DATASETS, REPRO_VARIANTS
-    cfg = get_preset(preset)
+    cfg = apply_overrides(get_preset(preset), overrides)
     n = seeds or DEFAULT_SEEDS[preset]
     pb, fb, fe, clips = cfg.pretrain.batch_size, cfg.finetune.batch_size, cfg.finetune.epochs, cfg.data.test_clips
     pre_steps = counts['pool'] // pb * cfg.pretrain.epochs  # the pretraining loader drops the last partial batch

@@ -385,14 +385,18 @@ def fractal_noise(rng, size: int, octaves: int=4, base: int=4) -> np.ndarray:
 
 def make_scene(rng, size: int, # frame side; the scene is twice as large, for camera placement and motion
                clutter: float=1.0, # scales the number of boxes and poles
+               saturation: float=0.5, # highest colour saturation of walls and floors (objects: +0.3)
+               balance: float=0.0, # 0..1: how far the scene's mean colour is pulled to mid grey (auto exposure / white balance)
               ) -> np.ndarray:
     "A textured scene, float32 RGB of side 2*size."
     n = 2 * size
-    c1, c2 = np.array(random_colour(rng), np.float32), np.array(random_colour(rng), np.float32)
+    muted = lambda: np.array(random_colour(rng, (0., saturation), (.35, .85)), np.float32)
+    vivid = lambda: random_colour(rng, (0., min(1., saturation + .3)), (.2, .9))
+    c1, c2 = muted(), muted()
     t = fractal_noise(rng, n, base=int(rng.integers(2, 6)))[..., None]
     bg = c1 * (1 - t) + c2 * t
     horizon = int(n * rng.uniform(.45, .8))
-    floor = np.array(random_colour(rng), np.float32) * (.75 + .5 * fractal_noise(rng, n, 3, 8)[..., None])
+    floor = muted() * (.75 + .5 * fractal_noise(rng, n, 3, 8)[..., None])
     if rng.random() < .6:  # tiles
         per = rng.uniform(6, 16) * size / 80
         yy, xx = np.mgrid[0:n, 0:n]
@@ -400,13 +404,14 @@ def make_scene(rng, size: int, # frame side; the scene is twice as large, for ca
     bg[horizon:] = floor[horizon:]
     for _ in range(int(rng.integers(2, 8) * clutter)):  # boxes, windows, posters
         x0, y0 = (int(v) for v in rng.integers(0, n, 2)); w, h = (int(v) for v in rng.integers(n // 12, n // 3, 2))
-        col = np.array(random_colour(rng), np.float32)
+        col = np.array(vivid(), np.float32)
         cv2.rectangle(bg, (x0, y0), (x0 + w, y0 + h), col.tolist(), -1, cv2.LINE_AA)
         if rng.random() < .5:
             cv2.rectangle(bg, (x0, y0), (x0 + w, y0 + h), (col * .5).tolist(), int(rng.integers(1, 3)), cv2.LINE_AA)
     for _ in range(int(rng.integers(0, 6) * clutter)):  # poles
         x0 = int(rng.integers(0, n)); w = int(rng.integers(1, max(2, n // 20)))
-        cv2.rectangle(bg, (x0, 0), (x0 + w, n), random_colour(rng), -1)
+        cv2.rectangle(bg, (x0, 0), (x0 + w, n), vivid(), -1)
+    if balance: bg += balance * (np.float32(118) - bg.reshape(-1, 3).mean(0))
     return np.clip(bg, 0, 255)
 
 # %% ../nbs/06_synth.ipynb #c029
@@ -443,13 +448,13 @@ def draw_distractor(img: np.ndarray, d: dict, t: float, # seconds
 # %% ../nbs/06_synth.ipynb #c032
 DIFFICULTY = {
     'kinetics': dict(distractors=(1, 3), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.55, .85), tremor=.06,
-                     scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=0, blur=(.5, 2.)),
+                     scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=0, blur=(.5, 2.), saturation=0.5),
     'ucf101': dict(distractors=(0, 2), speed=(.75, 1.3), amplitude=(.75, 1.15), scale=(.6, .85), tremor=.06,
-                   scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=12, blur=(1., 2.5)),
+                   scroll=.15, jitter=.012, light=.2, noise=3., clutter=1.0, places=12, blur=(1., 2.5), saturation=0.3),
     'hmdb51': dict(distractors=(1, 3), speed=(.7, 1.4), amplitude=(.7, 1.15), scale=(.55, .85), tremor=.08,
-                   scroll=.2, jitter=.02, light=.25, noise=4., clutter=1.2, places=8, blur=(.5, 1.5)),
+                   scroll=.2, jitter=.02, light=.25, noise=4., clutter=1.2, places=8, blur=(.5, 1.5), saturation=0.5),
     'lip': dict(distractors=(0, 3), speed=(1, 1), amplitude=(.6, 1.2), scale=(.45, .9), tremor=.15,
-                scroll=0., jitter=0., light=.2, noise=3., clutter=1.0, places=0, blur=(0., 2.)),
+                scroll=0., jitter=0., light=.2, noise=3., clutter=1.0, places=0, blur=(0., 2.), saturation=0.6),
 }
 JOINT_KEYS = ('lean', 'tilt', 'ls', 'le', 'rs', 're', 'lh', 'lk', 'rh', 'rk')
 
@@ -463,6 +468,7 @@ def sample_clip_spec(rng, action: str, # a name in ACTIONS
     k = len(JOINT_KEYS)
     return dict(
         action=action, actor=asdict(actor), scene_seed=int(scene_seed), clutter=float(D['clutter']),
+        saturation=float(D['saturation']), balance=float(D.get('balance', 0.)),
         mirror=bool(rng.random() < .5), facing=int(rng.choice([-1, 1])), speed=float(rng.uniform(*D['speed'])),
         amplitude=float(rng.uniform(*D['amplitude'])), phase=float(rng.uniform(0, 2 * np.pi)),
         start=float(rng.uniform(0, .25)), duration=float(rng.uniform(.45, .7)),
@@ -502,7 +508,8 @@ def render_clip(spec: dict, size: int, # frame side
     view, facing = act.view, spec['facing']
     rng = np.random.default_rng(spec['seed'])
     scroll = np.array(spec['scroll']) * S / fps  # px per frame
-    scene = make_scene(np.random.default_rng(spec['scene_seed']), S, spec['clutter']).astype(np.float32)
+    scene = make_scene(np.random.default_rng(spec['scene_seed']), S, spec['clutter'], spec['saturation'],
+                       spec.get('balance', 0.)).astype(np.float32)
     if spec['blur'] > 0: scene = cv2.GaussianBlur(scene, (0, 0), spec['blur'] * S / 80)  # out of focus
     slack = max(0., S / 2 - np.abs(scroll).max() * T / 2 - spec['jitter'] * S - 2)  # room left to place the window
     centre = S + np.array(spec['window']) * slack
@@ -911,16 +918,20 @@ def condition_frames(world, item: WorldItem, condition: str, info: dict) -> np.n
 class CalibNet(nn.Module):
     "A small 3-D CNN trained from scratch to calibrate the world's difficulty."
     def __init__(self, num_classes: int, width: int=16, # channels of the first block (doubles per block)
-                 dropout: float=0.3):
+                 dropout: float=0.3, pool: str='avg', # global pooling: 'avg' or 'max'
+                ):
         super().__init__()
+        self.pool = pool
         def block(i, o, stride):
             return nn.Sequential(nn.Conv3d(i, o, 3, stride, 1, bias=False), nn.BatchNorm3d(o), nn.ReLU(inplace=True))
         w = width
         self.body = nn.Sequential(block(3, w, (1, 2, 2)), block(w, 2 * w, 2), block(2 * w, 4 * w, 2), block(4 * w, 8 * w, (1, 2, 2)))
         self.drop, self.fc = nn.Dropout(dropout), nn.Linear(8 * w, num_classes)
-    def forward(self, x): return self.fc(self.drop(self.body(x).mean((2, 3, 4))))
+    def forward(self, x):
+        f = self.body(x).flatten(2)
+        return self.fc(self.drop(f.amax(2) if self.pool == 'max' else f.mean(2)))
 
-def _batch(videos: np.ndarray, idx, clip_len: int, crop: int, rng, train: bool) -> torch.Tensor:
+def _batch(videos: np.ndarray, idx, clip_len: int, crop: int, rng, train: bool, colour_aug: bool=False) -> torch.Tensor:
     "Cut clips (every other frame) from N×T×H×W×3 uint8 videos: float B×3×clip_len×crop×crop, normalised."
     T, H, W = videos.shape[1:4]
     step = max(1, T // clip_len)
@@ -933,6 +944,12 @@ def _batch(videos: np.ndarray, idx, clip_len: int, crop: int, rng, train: bool) 
         if train and rng.random() < .5: c = c[:, :, ::-1]
         out.append(np.ascontiguousarray(c))
     x = torch.from_numpy(np.stack(out)).permute(0, 4, 1, 2, 3).float().div_(255)
+    if train and colour_aug:  # per clip: shuffle the colour channels, change contrast and brightness, sometimes grey
+        for b in range(len(x)):
+            x[b] = x[b][torch.from_numpy(rng.permutation(3))]
+            m = x[b].mean()
+            x[b] = ((x[b] - m) * rng.uniform(.6, 1.4) + m * rng.uniform(.7, 1.3)).clamp_(0, 1)
+            if rng.random() < .2: x[b] = x[b].mean(0, keepdim=True).expand(3, -1, -1, -1).clone()
     return (x - 0.45) / 0.225
 
 def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y, num_classes: int,
@@ -940,11 +957,13 @@ def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y,
                        clip_len: int=8, # frames per clip, taken evenly over the video (every T//clip_len-th)
                        crop: int=64, # side of the square crop fed to the network
                        seed: int=0, threads: int|None=None, # torch CPU threads (None = leave as is)
+                       pool: str='avg', # CalibNet's global pooling
+                       colour_aug: bool=False, # per-clip colour augmentation when training
                       ) -> dict:
     "Train CalibNet on uint8 videos N×T×H×W×3; return train and test top-1 accuracy."
     if threads: torch.set_num_threads(threads)
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
-    net = CalibNet(num_classes, width)
+    net = CalibNet(num_classes, width, pool=pool)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
     steps = epochs * math.ceil(len(train_x) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
@@ -952,7 +971,7 @@ def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y,
     for ep in range(epochs):
         net.train()
         for b in np.array_split(rng.permutation(len(train_x)), math.ceil(len(train_x) / batch_size)):
-            loss = nn.functional.cross_entropy(net(_batch(train_x, b, clip_len, crop, rng, True)), ty[b])
+            loss = nn.functional.cross_entropy(net(_batch(train_x, b, clip_len, crop, rng, True, colour_aug)), ty[b])
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     def acc(x, y):
         net.eval(); pred = []

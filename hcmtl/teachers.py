@@ -751,7 +751,7 @@ class TeacherCache:
                crops, # B×5 (y0, x0, h, w, flip) in source-frame pixels, as the datasets report them
                out_size: tuple, # (h, w) of the returned maps
               ) -> torch.Tensor|None:
-        "Float probabilities B×C×h×w for the clips' cropped, flipped middle frames, or None if any video is missing."
+        "Float probabilities B×C×h×w (CPU) of the clips' cropped, flipped middle frames; None if any video is missing."
         maps, thetas = [], []
         crops = torch.as_tensor(crops, dtype=torch.float32).reshape(-1, 5)
         for v, fi, (y0, x0, h, w, flip) in zip(videos, frame_indices, crops.tolist()):
