@@ -386,7 +386,6 @@ def fractal_noise(rng, size: int, octaves: int=4, base: int=4) -> np.ndarray:
 def make_scene(rng, size: int, # frame side; the scene is twice as large, for camera placement and motion
                clutter: float=1.0, # scales the number of boxes and poles
                saturation: float=0.5, # highest colour saturation of walls and floors (objects: +0.3)
-               balance: float=0.0, # 0..1: how far the scene's mean colour is pulled to mid grey (auto exposure / white balance)
               ) -> np.ndarray:
     "A textured scene, float32 RGB of side 2*size."
     n = 2 * size
@@ -411,7 +410,6 @@ def make_scene(rng, size: int, # frame side; the scene is twice as large, for ca
     for _ in range(int(rng.integers(0, 6) * clutter)):  # poles
         x0 = int(rng.integers(0, n)); w = int(rng.integers(1, max(2, n // 20)))
         cv2.rectangle(bg, (x0, 0), (x0 + w, n), vivid(), -1)
-    if balance: bg += balance * (np.float32(118) - bg.reshape(-1, 3).mean(0))
     return np.clip(bg, 0, 255)
 
 # %% ../nbs/06_synth.ipynb #c029
@@ -468,7 +466,7 @@ def sample_clip_spec(rng, action: str, # a name in ACTIONS
     k = len(JOINT_KEYS)
     return dict(
         action=action, actor=asdict(actor), scene_seed=int(scene_seed), clutter=float(D['clutter']),
-        saturation=float(D['saturation']), balance=float(D.get('balance', 0.)),
+        saturation=float(D['saturation']),
         mirror=bool(rng.random() < .5), facing=int(rng.choice([-1, 1])), speed=float(rng.uniform(*D['speed'])),
         amplitude=float(rng.uniform(*D['amplitude'])), phase=float(rng.uniform(0, 2 * np.pi)),
         start=float(rng.uniform(0, .25)), duration=float(rng.uniform(.45, .7)),
@@ -508,8 +506,7 @@ def render_clip(spec: dict, size: int, # frame side
     view, facing = act.view, spec['facing']
     rng = np.random.default_rng(spec['seed'])
     scroll = np.array(spec['scroll']) * S / fps  # px per frame
-    scene = make_scene(np.random.default_rng(spec['scene_seed']), S, spec['clutter'], spec['saturation'],
-                       spec.get('balance', 0.)).astype(np.float32)
+    scene = make_scene(np.random.default_rng(spec['scene_seed']), S, spec['clutter'], spec['saturation']).astype(np.float32)
     if spec['blur'] > 0: scene = cv2.GaussianBlur(scene, (0, 0), spec['blur'] * S / 80)  # out of focus
     slack = max(0., S / 2 - np.abs(scroll).max() * T / 2 - spec['jitter'] * S - 2)  # room left to place the window
     centre = S + np.array(spec['window']) * slack
@@ -953,12 +950,12 @@ def _batch(videos: np.ndarray, idx, clip_len: int, crop: int, rng, train: bool, 
     return (x - 0.45) / 0.225
 
 def train_from_scratch(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y, num_classes: int,
-                       epochs: int=25, batch_size: int=16, lr: float=2e-3, width: int=16,
+                       epochs: int=60, batch_size: int=16, lr: float=2e-3, width: int=16,
                        clip_len: int=8, # frames per clip, taken evenly over the video (every T//clip_len-th)
                        crop: int=64, # side of the square crop fed to the network
                        seed: int=0, threads: int|None=None, # torch CPU threads (None = leave as is)
                        pool: str='avg', # CalibNet's global pooling
-                       colour_aug: bool=False, # per-clip colour augmentation when training
+                       colour_aug: bool=True, # per-clip colour augmentation when training
                       ) -> dict:
     "Train CalibNet on uint8 videos N×T×H×W×3; return train and test top-1 accuracy."
     if threads: torch.set_num_threads(threads)
@@ -988,7 +985,7 @@ def _resize_video(frames: np.ndarray, size: int|None) -> np.ndarray:
 
 def calibrate(world, # a generated world directory
               datasets=('ucf101', 'hmdb51'), conditions=CONDITIONS, fold: int=1,
-              epochs: int=25, seed: int=0, resize: int|None=72, # frame side the videos are resized to (None = as stored)
+              epochs: int=60, seed: int=0, resize: int|None=72, # frame side the videos are resized to (None = as stored)
               log=print, **train_kw):
     "Train a small 3-D CNN from scratch per dataset and condition; a table of top-1 accuracies."
     import pandas as pd
