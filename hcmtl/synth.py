@@ -774,7 +774,9 @@ def generate_world(cfg: Config, # its .synth sizes the world and .seed seeds it
     t0 = time.time()
     plan = plan_world(scfg, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for tmp in list(out.rglob('*.tmp')) + list(out.rglob('*.part')): tmp.unlink()  # leftovers of a killed run
+    leftovers = list(out.rglob('*.tmp')) + list(out.rglob('*.part'))  # unfinished files of a killed run
+    for tmp in leftovers: tmp.unlink()
+    if leftovers: _log.warning(f"{out}: removed {len(leftovers)} unfinished files of an interrupted run, e.g. {leftovers[0]}")
     todo, skipped = [], 0
     for part in PARTS:
         items = [it for it in plan['items'] if _part_of(it.dataset) == part]
