@@ -240,17 +240,21 @@ def test_load_teacher_errors(tmp_path):
     with pytest.raises(ValueError, match='teacher.kind'): T.load_teacher(TeacherConfig(kind='dino'), world=tmp_path)
 
 
-WORLD = Path(__file__).resolve().parents[1] / 'data' / 'synth' / 'smoke'
+@pytest.fixture(scope='module')
+def smoke_world(tmp_path_factory):
+    "A freshly generated smoke world (a few seconds)."
+    from hcmtl.core import get_preset
+    from hcmtl.synth import generate_world
+    return generate_world(get_preset('smoke'), tmp_path_factory.mktemp('world'), workers=1, progress=False)
 
-@pytest.mark.skipif(not (WORLD / 'lip' / 'train' / 'images').is_dir(), reason='smoke world not generated (hcmtl-synth)')
-def test_teacher_on_smoke_world(tmp_path):
-    res = T.train_synth_teacher(WORLD, tmp_path / 'teacher.pt', epochs=2, size=32, width=8, batch_size=8, verbose=False)
+def test_teacher_on_smoke_world(tmp_path, smoke_world):
+    res = T.train_synth_teacher(smoke_world, tmp_path / 'teacher.pt', epochs=2, size=32, width=8, batch_size=8, verbose=False)
     assert 0 <= res['miou'] <= 1 and res['frames'] > 0
 
 
 def test_teacher_cache_from_video_file(tmp_path):
     "Build the cache from a real video file (needs hcmtl.video) and look a crop up."
-    pytest.importorskip('hcmtl.video')
+    import hcmtl.video  # noqa: F401  (the cache reads frames through it)
     from hcmtl.testing import write_video
     frames = np.stack([T.draw_stick_figure(48, np.random.default_rng(i))[0] for i in range(8)])
     video = write_video(tmp_path / 'v.avi', frames)
