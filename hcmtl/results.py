@@ -13,7 +13,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_NAMES', 'DATASETS', 'read_results', 'project_root',
-           'read_paper_tables', 'summarise', 'fmt_mean_std', 'results_table', 'table_markdown', 'plot_ablation']
+           'read_paper_tables', 'summarise', 'fmt_mean_std', 'results_table', 'table_markdown', 'plot_ablation',
+           'published_results']
 
 # %% ../nbs/17_results.ipynb #c005
 RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'video_acc1', 'video_acc5',
@@ -126,3 +127,11 @@ def plot_ablation(df: pd.DataFrame, paper: pd.DataFrame|None=None, metric='video
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/17_results.ipynb #c024
+def published_results(preset: str, # 'smoke', 'quick', 'synth' or 'paper'
+                      root=None, # folder holding <preset>/results.csv; default data/results
+                     ) -> pd.DataFrame|None:
+    "The results.csv published for a preset, or None if that reproduction has not been published."
+    p = Path(root or project_root() / 'data' / 'results') / preset / 'results.csv'
+    return read_results(p) if p.exists() else None
