@@ -168,7 +168,7 @@ def run_cams(run, # a fine-tuning run directory
     d = cfg.data
     test = build_splits(info['dataset'], info['root'], info['fold'], d.val_fraction, cfg.seed)['test']
     pick = [test[i] for i in np.linspace(0, len(test) - 1, min(n_videos, len(test))).round().astype(int)]
-    frames_out, cams, energy, labels = [], [], [], []
+    frames_out, cams, energy, area, labels = [], [], [], [], []
     for item in pick:
         n = video_meta(item.path, d.backend).num_frames
         idx = evenly_spaced_clips(n, d.clip_len, d.test_clips)[d.test_clips // 2]
@@ -190,8 +190,10 @@ def run_cams(run, # a fine-tuning run directory
             m = np.stack([cv2.resize(p, (d.size, d.size), interpolation=cv2.INTER_NEAREST) for p in m]) > 0
             if c.flip: m = m[:, :, ::-1]
             energy.append(float(cam_energy_in_mask(cam[None], torch.from_numpy(m.copy())[None])[0]))
+            area.append(float(m.mean()))
     return {'frames': frames_out, 'cams': cams, 'labels': labels, 'classes': classes,
-            'energy': energy if len(energy) == len(pick) else None, 'videos': [str(i.path) for i in pick]}
+            'energy': energy if len(energy) == len(pick) else None, 'person_area': area if len(area) == len(pick) else None,
+            'videos': [os.path.relpath(i.path, info['root']) for i in pick]}
 
 # %% ../nbs/16_reproduce.ipynb #c016
 def cam_comparison(runs: dict, # row name -> fine-tuning run dir, e.g. {'RSPNet* (no_kd)': ..., 'Ours (full)': ...}
@@ -212,9 +214,10 @@ def cam_comparison(runs: dict, # row name -> fine-tuning run dir, e.g. {'RSPNet*
         paths.append(str(p))
     last = list(res)[-1]
     gif = save_cam_gif(first['frames'][0], res[last]['cams'][0], out / 'cam.gif')
-    summary = {'figures': paths, 'gif': str(gif), 'videos': first['videos'],
+    summary = {'figures': [Path(p).name for p in paths], 'gif': gif.name, 'videos': first['videos'],
                'energy_on_person': {n: (float(np.mean(r['energy'])) if r['energy'] else None) for n, r in res.items()},
-               'energy_per_clip': {n: r['energy'] for n, r in res.items()}}
+               'energy_per_clip': {n: r['energy'] for n, r in res.items()},
+               'person_area_share': float(np.mean(first['person_area'])) if first['person_area'] else None}
     (out / 'cam.json').write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -289,7 +292,8 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
                                         out / 'cam', world if synthetic else None)
             en = camsum['energy_on_person']
             if all(v is not None for v in en.values()):
-                md += "\n## CAM energy on the person (Fig. 3)\n\n" + '\n'.join(f"- {k}: {v:.1%}" for k, v in en.items()) + '\n'
+                md += ("\n## CAM energy on the person (Fig. 3)\n\n" + '\n'.join(f"- {k}: {v:.1%}" for k, v in en.items())
+                       + f"\n- (a map spread evenly would put {camsum['person_area_share']:.1%} there: the person's share of the pixels)\n")
         (out / 'summary.md').write_text(md)
         total = time.perf_counter() - t0
         log.info("reproduction finished in %.1f min", total / 60)
@@ -341,7 +345,7 @@ def reproduce_cli(argv=None) -> int:
         print(f"hcmtl-reproduce: {e}", file=sys.stderr); return 2
     print(Path(r['summary']).read_text())
     print(f"results: {r['out'] / 'results.csv'}\nablation plot: {r['out'] / 'ablation.png'}")
-    if r['cam']: print(f"CAM figure: {r['cam']['figures'][0]}  (all: {r['out'] / 'cam'})")
+    if r['cam']: print(f"CAM figure: {r['out'] / 'cam' / r['cam']['figures'][0]}  (all: {r['out'] / 'cam'})")
     if a.publish: print(f"published {len(publish(r['out'], a.publish))} artefacts to {a.publish}")
     print(f"time: {r['minutes']:.1f} min")
     return 0
