@@ -263,6 +263,7 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
         if synthetic:
             with _timed(f"synthetic world {world} and its teacher"): _prepare_world(base, world, base.device)
         elif data is None: raise ConfigError("config field `data.root`: the paper preset needs --data with kinetics/, ucf101/, hmdb51/")
+        elif not world.is_dir(): raise ConfigError(f"config field `data.root`: path does not exist: {world}")
         if not synthetic and teacher is None and base.teacher.path is None:
             raise ConfigError("config field `teacher.path`: the paper preset needs --teacher (a released SCHP checkpoint)")
         jobs = plan_reproduction(preset, seeds, out, world, teacher, overrides, backbones, variants, datasets)
