@@ -27,12 +27,13 @@ from .engine import (CSVLogger, DistInfo, NonFiniteLossError, Preempted, Progres
 from .datasets import SpeedPairDataset, read_kinetics
 from .sampling import middle_frame, speed_triplet
 from .transforms import ClipAugment, to_unit
-from .teachers import find_world, load_teacher
+from .teachers import TeacherCache, find_world, load_teacher, middle_source_frames
 from .moco import MoCoHCMTL
 
 # %% auto #0
 __all__ = ['log', 'TERMS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'build_pretraining', 'teacher_targets',
-           'pretrain_step', 'state_digests', 'encoder_payload', 'pretrain', 'read_log', 'plot_losses', 'pretrain_cli']
+           'cached_targets', 'pretrain_step', 'state_digests', 'encoder_payload', 'pretrain', 'read_log', 'plot_losses',
+           'pretrain_cli']
 
 # %% ../nbs/13_pretrain.ipynb #c005
 log = logging.getLogger('hcmtl.pretrain')
@@ -74,6 +75,8 @@ class Pretraining:
     total_steps: int  # steps of the full schedule (epochs × steps_per_epoch)
     last_step: int  # where this run stops (total_steps, or max_steps when set)
     channels_last: bool
+    teacher_cache: object = None  # a TeacherCache when cfg.teacher.cache is set (F_t read instead of computed)
+    cache_hits: int = 0  # steps whose F_t came from the cache
     @property
     def device(self) -> torch.device: return self.dist.device
 
@@ -106,8 +109,14 @@ def build_pretraining(cfg: Config, # the run's configuration
     seed_everything(cfg.seed + 1 + di.rank)  # per-rank streams from here on (shuffle-BN, ...)
     augment = ClipAugment(cfg.data, seed=cfg.seed * 1000 + 500 + di.rank).to(dev)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
+    cache = None
+    if teacher is not None and cfg.teacher.cache:
+        if not Path(cfg.teacher.cache).is_dir():
+            raise ConfigError(f"config field `teacher.cache`: no cache folder at {cfg.teacher.cache}; build it with "
+                              f"`hcmtl-teacher cache --data {root} --out {cfg.teacher.cache}`")
+        cache = TeacherCache(cfg.teacher.cache, teacher.label_names)
     return Pretraining(cfg, di, dataset, sampler, loader, teacher, model, optimizer, scheduler, augment, gen,
-                       spe, total, min(total, tc.max_steps) if tc.max_steps else total, cl)
+                       spe, total, min(total, tc.max_steps) if tc.max_steps else total, cl, teacher_cache=cache)
 
 # %% ../nbs/13_pretrain.ipynb #c011
 def teacher_targets(teacher: nn.Module|None, # the frozen teacher f_t (None for no_kd)
@@ -117,6 +126,19 @@ def teacher_targets(teacher: nn.Module|None, # the frozen teacher f_t (None for 
     if teacher is None: return None
     return teacher(to_unit(middle_frame(q)))
 
+def cached_targets(p: Pretraining, # with a `teacher_cache`
+                   batch: dict, # a collated `SpeedPairDataset` batch ('index', 'frame_idx', 'crop')
+                   s_pos, # speed of each anchor clip q
+                  ) -> torch.Tensor|None:
+    "F_t of the anchors' middle frames read from the teacher cache (same crop and flip); None if a video is missing."
+    d = p.cfg.data
+    videos = [p.dataset.items[int(i)].path for i in batch['index']]
+    frames = middle_source_frames(batch['frame_idx'], torch.as_tensor(s_pos).cpu(), d.clip_len)
+    probs = p.teacher_cache.lookup(videos, frames, batch['crop'][:, 0], (d.size // 4, d.size // 4))
+    if probs is None: return None
+    p.cache_hits += 1
+    return probs.to(p.device, non_blocking=True)
+
 def pretrain_step(p: Pretraining, # from `build_pretraining`
                   batch: dict, # a collated `SpeedPairDataset` batch
                   net: nn.Module|None=None, # the model to call (the DDP wrapper under torchrun); default p.model
@@ -124,8 +146,9 @@ def pretrain_step(p: Pretraining, # from `build_pretraining`
     "Forward pass of one step: the loss terms of eq. 7 as tensors (total under 'loss')."
     dev, d = p.device, p.cfg.data
     windows = batch['windows'].to(dev, non_blocking=True)
-    q, k_pos, k_neg, _, _ = speed_triplet(windows, d.clip_len, d.speeds, p.pair_generator)
-    probs = teacher_targets(p.teacher, q)
+    q, k_pos, k_neg, s_pos, _ = speed_triplet(windows, d.clip_len, d.speeds, p.pair_generator)
+    probs = cached_targets(p, batch, s_pos) if p.teacher_cache is not None else None
+    if probs is None: probs = teacher_targets(p.teacher, q)
     q, k_pos, k_neg = (to_channels_last(p.augment(x), p.channels_last) for x in (q, k_pos, k_neg))
     with autocast(dev, p.cfg.pretrain.amp):
         out = (net or p.model)(q, k_pos, k_neg, probs)

@@ -666,7 +666,15 @@ def teacher_cli(argv=None) -> int:
     ev.add_argument('--data', required=True); ev.add_argument('--teacher', default=None, help='default: W/teacher.pt')
     ev.add_argument('--kind', default='synth', choices=('synth', 'schp'))
     ev.add_argument('--input-size', type=int, default=None); ev.add_argument('--device', default='cpu')
+    ca = sub.add_parser('cache', help='precompute the teacher maps of the pretraining pool (for teacher.cache=DIR)')
+    ca.add_argument('--data', required=True, help='synthetic world W or Kinetics root (its train/ pool is cached)')
+    ca.add_argument('--out', required=True, help='cache folder (then pretrain with teacher.cache=OUT)')
+    ca.add_argument('--teacher', default=None, help='default: W/teacher.pt'); ca.add_argument('--kind', default='synth', choices=('synth', 'schp'))
+    ca.add_argument('--input-size', type=int, default=None); ca.add_argument('--stride', type=int, default=2)
+    ca.add_argument('--preset', default='quick', help="preset whose decode size and backend the pretraining uses")
+    ca.add_argument('--device', default='cpu')
     a = p.parse_args(argv)
+    if a.cmd == 'cache': return _cache_pool(a)
     if a.cmd == 'train':
         t = get_preset(a.preset).teacher
         if a.device == 'cuda' and not torch.cuda.is_available(): p.error('--device cuda but CUDA is not available')
@@ -680,7 +688,22 @@ def teacher_cli(argv=None) -> int:
     print(json.dumps(m, indent=2))
     return 0
 
-# %% ../nbs/07_teachers.ipynb #c051
+# %% ../nbs/07_teachers.ipynb #c049
+def _cache_pool(a) -> int:
+    "`hcmtl-teacher cache`: teacher maps of every pool video, decoded as the pretraining decodes them."
+    from hcmtl.datasets import read_kinetics
+    root, d = Path(a.data), get_preset(a.preset).data
+    pool = root / 'kinetics' if (root / 'kinetics').is_dir() else root
+    path = a.teacher or str(root / 'teacher.pt')
+    teacher = (load_synth_teacher(path, a.input_size) if a.kind == 'synth'
+               else SCHPTeacher(load_schp(path), input_size=a.input_size)).to(a.device)
+    cache, t0 = TeacherCache(a.out, teacher.label_names, stride=a.stride), time.time()
+    items = read_kinetics(pool, 'train').train
+    for it in items: cache.build_video(teacher, it.path, d.decode_short_side, d.backend)
+    print(f"cached {len(items)} videos of {pool} in {a.out}: {cache.disk_bytes() / 2**20:.1f} MiB, {time.time() - t0:.1f}s")
+    return 0
+
+# %% ../nbs/07_teachers.ipynb #c052
 class TeacherCache:
     "Precomputed teacher maps F_t (eq. 2) of candidate middle frames, uint8-quantised, one file per video."
     def __init__(self, root, # cache folder (cfg.teacher.cache)
@@ -771,7 +794,7 @@ class TeacherCache:
         "Bytes used by the cache files."
         return sum(f.stat().st_size for f in self.root.glob('*.npz'))
 
-# %% ../nbs/07_teachers.ipynb #c055
+# %% ../nbs/07_teachers.ipynb #c056
 def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of the two windows (dataset 'frame_idx')
                          speeds, # B speeds of the clips (q: s_pos per sample)
                          clip_len: int, # frames per clip T
@@ -781,7 +804,7 @@ def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of th
     s = torch.as_tensor(speeds, dtype=torch.long, device=frame_idx.device)
     return frame_idx[torch.arange(len(s), device=frame_idx.device), window, (clip_len // 2) * s]
 
-# %% ../nbs/07_teachers.ipynb #c058
+# %% ../nbs/07_teachers.ipynb #c059
 def find_world(preset: str='quick', # preset whose default world to look for
                start=None, # folder to search from (default: the current one and its parents)
               ) -> Path|None:

@@ -222,3 +222,25 @@ def test_missing_data_or_teacher_is_a_clear_error(smoke_world, tmp_path, capsys)
                          'pretrain.max_steps=1']) == 0
     assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'r3')]) == 2
     assert '--resume' in capsys.readouterr().err  # an existing run is not overwritten
+
+
+def test_teacher_cache_is_built_and_used(smoke_world, tmp_path, monkeypatch, capsys):
+    "hcmtl-teacher cache, then pretraining with teacher.cache: F_t comes from the cache; a missing cache is named."
+    from hcmtl.teachers import teacher_cli
+    from hcmtl.pretrain import pretrain_cli, build_pretraining, pretrain_step
+    from hcmtl.core import apply_overrides, get_preset
+    monkeypatch.setenv('HCMTL_PROGRESS', '0'); monkeypatch.delenv('HCMTL_FAULT', raising=False)
+    cache = tmp_path / 'cache'
+    assert teacher_cli(['cache', '--data', str(smoke_world), '--out', str(cache), '--preset', 'smoke']) == 0
+    assert len(list(cache.glob('*.npz'))) == 8  # every pool video of the smoke world
+    cfg = apply_overrides(get_preset('smoke'), [f'data.root={smoke_world}', f'teacher.cache={cache}'])
+    p = build_pretraining(cfg)
+    terms = pretrain_step(p, next(iter(p.loader)))
+    assert p.cache_hits == 1 and torch.isfinite(terms['kd'])
+    out = tmp_path / 'run'
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(out), '--device', 'cpu',
+                         f'teacher.cache={cache}']) == 0
+    assert (out / 'done.json').is_file()
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'x'),
+                         '--device', 'cpu', f'teacher.cache={tmp_path / "nope"}']) == 2
+    assert 'teacher.cache' in capsys.readouterr().err
