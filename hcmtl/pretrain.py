@@ -147,7 +147,7 @@ def pretrain_step(p: Pretraining, # from `build_pretraining`
     dev, d = p.device, p.cfg.data
     windows = batch['windows'].to(dev, non_blocking=True)
     q, k_pos, k_neg, s_pos, _ = speed_triplet(windows, d.clip_len, d.speeds, p.pair_generator)
-    probs = cached_targets(p, batch, s_pos) if p.teacher_cache is not None else None
+    probs = cached_targets(p, batch, s_pos) if getattr(p, 'teacher_cache', None) is not None else None  # duck-typed rigs (bench) have none
     if probs is None: probs = teacher_targets(p.teacher, q)
     q, k_pos, k_neg = (to_channels_last(p.augment(x), p.channels_last) for x in (q, k_pos, k_neg))
     with autocast(dev, p.cfg.pretrain.amp):
