@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/datasets.html.md"""
 
 # %% ../nbs/05_datasets.ipynb #c002
 from __future__ import annotations
-import argparse, csv, logging, os, re, shutil, sys, tempfile, time
+import abc, argparse, csv, logging, os, re, shutil, sys, tempfile, time
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -334,7 +334,7 @@ def drop_blacklisted(items: list, # VideoItems
     return kept, dropped
 
 # %% ../nbs/05_datasets.ipynb #c036
-class VideoDatasetBase(Dataset):
+class VideoDatasetBase(Dataset, abc.ABC):
     "Shared machinery: blacklist, per-item RNG, crops, and skipping unreadable videos."
     max_tries = 10  # videos tried for one index before giving up
 
@@ -377,7 +377,9 @@ class VideoDatasetBase(Dataset):
         "The index tried instead of `i` after `attempt + 1` failures (deterministic)."
         return int(np.random.default_rng([i, attempt, 0x5EED]).integers(len(self)))
 
-    def load(self, j: int) -> dict: raise NotImplementedError
+    @abc.abstractmethod
+    def load(self, j: int) -> dict:
+        "The item dict of video `j` (subclasses decode and crop here); may raise VideoDecodeError."
 
     def __getitem__(self, i: int) -> dict:
         i = int(i); j, skipped = i, 0

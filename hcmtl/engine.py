@@ -28,7 +28,7 @@ __all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'autocast', 'use_channels_last', 'to
            'load_verified', 'list_checkpoints', 'checkpoint_step', 'save_checkpoint', 'load_latest_checkpoint',
            'training_state', 'restore_training_state', 'check_weights_only', 'CSVLogger', 'Throughput',
            'progress_enabled', 'Progress', 'Preempted', 'StopSignal', 'NonFiniteLossError', 'check_finite',
-           'injected_fault']
+           'reduce_step', 'injected_fault', 'signal_faults']
 
 # %% ../nbs/12_engine.ipynb #c005
 log = logging.getLogger('hcmtl.engine')
@@ -537,6 +537,22 @@ def check_finite(terms: dict, # loss term name -> float or 0-d tensor
                                  "stopped without saving, the last good checkpoint is kept")
 
 # %% ../nbs/12_engine.ipynb #c055
+def reduce_step(values: dict, # this rank's loss terms of the step, name -> float
+                step: int, # the step being taken (1-based)
+                stop_requested: bool=False, # this rank was asked to stop (SIGTERM)
+                extra=(), # further numbers to sum over ranks (e.g. skipped videos)
+                world_size: int=1, # ranks, to average the values
+               ) -> tuple:
+    "(rank-averaged values, any rank asked to stop, summed extras); raises `NonFiniteLossError` if any rank saw NaN/Inf."
+    bad = not all(math.isfinite(v) for v in values.values())
+    red = sum_ranks(bad, stop_requested, *extra, *values.values())
+    if red[0] > 0:
+        if bad: check_finite(values, step)
+        raise NonFiniteLossError(f"non-finite loss at step {step} on another rank; stopped without saving")
+    n = len(extra)
+    return {k: v / world_size for k, v in zip(values, red[2 + n:])}, red[1] > 0, red[2:2 + n]
+
+# %% ../nbs/12_engine.ipynb #c058
 def injected_fault(step: int, # the global step just taken
                    kind: str, # 'kill', 'term' or 'nan'
                   ) -> str|None:
@@ -548,3 +564,9 @@ def injected_fault(step: int, # the global step just taken
         name, _, arg = what.partition(':')
         if name == kind: return arg or name
     return None
+
+def signal_faults(step: int, # the global step just taken
+                 ):
+    "Kill (SIGKILL) or preempt (SIGTERM) this process after `step` when `HCMTL_FAULT` asks for it."
+    if injected_fault(step, 'kill'): os.kill(os.getpid(), signal.SIGKILL)
+    if injected_fault(step, 'term'): os.kill(os.getpid(), signal.SIGTERM)

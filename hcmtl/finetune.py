@@ -26,7 +26,7 @@ from .engine import (CheckpointError, CSVLogger, DistInfo, NonFiniteLossError, P
                           list_checkpoints, load_latest_checkpoint, load_verified, make_loader, make_sampler,
                           make_scheduler, maybe_compile, progress_enabled, restore_training_state, rng_state,
                           save_checkpoint, scaled_lr, set_rng_state, setup_distributed, sum_ranks, to_channels_last,
-                          training_state, unwrap, use_channels_last)
+                          training_state, unwrap, use_channels_last, reduce_step, signal_faults)
 from .datasets import ClipDataset, VideoClipsDataset, build_splits
 from .transforms import ClipAugment, normalize_clip
 from .model import HCMTLClassifier
@@ -404,24 +404,19 @@ def _train(f: Finetuning, run: Path) -> dict:
                 tp.batch_ready(); ep_tp.batch_ready()
                 out = finetune_step(f, batch, net)
                 if injected_fault(step + 1, 'nan') == 'loss': out['loss'] = out['loss'] * float('nan')
-                loss_v, acc_v = float(out['loss'].detach()), float(out['acc'])
-                bad = not math.isfinite(loss_v)
-                red = sum_ranks(bad, stop.requested, loss_v, acc_v)
-                if red[0] > 0:
-                    if bad: check_finite({'loss': loss_v}, step + 1)
-                    raise NonFiniteLossError(f"non-finite loss at step {step + 1} on another rank; stopped without saving")
+                means, stopped, _ = reduce_step({'loss': float(out['loss'].detach()), 'acc': float(out['acc'])},
+                                                step + 1, stop.requested, world_size=di.world_size)
                 f.optimizer.zero_grad(set_to_none=True)
                 out['loss'].backward()
                 f.optimizer.step(); f.scheduler.step()
                 step += 1; step_in_epoch += 1
                 tp.step_done(tc.batch_size); ep_tp.step_done(tc.batch_size)
-                meters.add({'loss': red[2] / di.world_size, 'acc': red[3] / di.world_size})
+                meters.add(means)
                 if step % tc.log_every == 0 or step == f.last_step:
                     w, rate = meters.pop_window(), tp.read()
                     if logger: logger.log({'kind': 'step', 'epoch': epoch, 'step': step, **w,
                                            'lr': f.optimizer.param_groups[0]['lr'], **rate})
                     bar.update(tc.log_every if step % tc.log_every == 0 else step % tc.log_every, step=step, **w)
-                stopped = red[1] > 0
                 end_of_epoch = step_in_epoch == f.steps_per_epoch
                 if end_of_epoch or step == f.last_step:
                     row = {'kind': 'epoch', **meters.pop_epoch(), 'clips_per_s': ep_tp.read()['clips_per_s']}
@@ -431,8 +426,7 @@ def _train(f: Finetuning, run: Path) -> dict:
                     if logger: logger.log(row)
                     save()
                 elif (tc.ckpt_every and step % tc.ckpt_every == 0) or stopped: save()
-                if injected_fault(step, 'kill'): os.kill(os.getpid(), signal.SIGKILL)
-                if injected_fault(step, 'term'): os.kill(os.getpid(), signal.SIGTERM)
+                signal_faults(step)
                 if stopped or step >= f.last_step: break
             if stopped: break
             if step_in_epoch >= f.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0

@@ -23,7 +23,7 @@ from .engine import (CSVLogger, DistInfo, NonFiniteLossError, Preempted, Progres
                           load_latest_checkpoint, make_loader, make_sampler, make_scheduler, maybe_compile,
                           progress_enabled, restore_training_state, rng_state, save_checkpoint, scaled_lr,
                           set_rng_state, setup_distributed, sum_ranks, to_channels_last, training_state, unwrap,
-                          use_channels_last)
+                          use_channels_last, reduce_step, signal_faults)
 from .datasets import SpeedPairDataset, read_kinetics
 from .sampling import middle_frame, speed_triplet
 from .transforms import ClipAugment, to_unit
@@ -290,20 +290,16 @@ def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
                 terms = {k: v.detach().float() for k, v in out.items()}
                 if (term := injected_fault(step + 1, 'nan')) in terms: terms[term] = terms[term] * float('nan')
                 vals = torch.stack(list(terms.values())).cpu().tolist()
-                bad = not all(math.isfinite(v) for v in vals)
                 skipped = float(batch['skipped'].sum()) if 'skipped' in batch else 0.0
-                red = sum_ranks(bad, stop.requested, skipped, *vals)
-                if red[0] > 0:
-                    if bad: check_finite(dict(zip(terms, vals)), step + 1)
-                    raise NonFiniteLossError(f"non-finite loss at step {step + 1} on another rank; stopped without saving")
+                means, stopped, (skipped_all,) = reduce_step(dict(zip(terms, vals)), step + 1, stop.requested,
+                                                             (skipped,), di.world_size)
                 p.optimizer.zero_grad(set_to_none=True)
                 out['loss'].backward()
                 lr = p.optimizer.param_groups[0]['lr']  # the rate this step used
                 p.optimizer.step(); p.scheduler.step()
                 step += 1; step_in_epoch += 1
                 tp.step_done(tc.batch_size); ep_tp.step_done(tc.batch_size)
-                means = {k: v / di.world_size for k, v in zip(terms, red[3:])}
-                meters.add(means, red[2])
+                meters.add(means, skipped_all)
                 if step % tc.log_every == 0 or step == p.last_step:
                     w, rate = meters.pop_window(), tp.read()
                     row = {'kind': 'step', 'epoch': epoch, 'step': step, **{k: w[k] for k in terms},
@@ -313,7 +309,6 @@ def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
                     bar.update(step - start_step - bar.n, step=step,
                                **{k: w[k] for k in terms}, **{'clips/s': rate['clips_per_s'],
                                'wait': f"{100 * rate['data_wait']:.0f}%"})
-                stopped = red[1] > 0
                 end_of_epoch = step_in_epoch == p.steps_per_epoch
                 if end_of_epoch:
                     e, rate = meters.pop_epoch(), ep_tp.read()
@@ -322,8 +317,7 @@ def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
                                            'data_wait': rate['data_wait'], 'skipped': e['skipped']})
                 if (tc.ckpt_every and step % tc.ckpt_every == 0) or end_of_epoch or step == p.last_step or stopped:
                     last_saved = save()
-                if injected_fault(step, 'kill'): os.kill(os.getpid(), signal.SIGKILL)
-                if injected_fault(step, 'term'): os.kill(os.getpid(), signal.SIGTERM)
+                signal_faults(step)
                 if stopped or step >= p.last_step: break
             if stopped: break
             if step_in_epoch >= p.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
