@@ -18,65 +18,23 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .core import default_workers, get_device, seed_worker
+from .accel import autocast, configure_backends, cpu_threads, maybe_compile, to_channels_last, use_channels_last
+
 
 # %% auto #0
-__all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'autocast', 'use_channels_last', 'to_channels_last', 'cpu_threads',
-           'configure_backends', 'maybe_compile', 'unwrap', 'DistInfo', 'setup_distributed', 'cleanup_distributed',
-           'any_rank', 'sum_ranks', 'broadcast_object', 'gather_objects', 'barrier', 'rng_state', 'set_rng_state',
-           'sample_seed', 'ResumableSampler', 'SeededDataset', 'make_sampler', 'make_loader', 'scaled_lr',
-           'WarmupCosine', 'make_scheduler', 'CheckpointError', 'atomic_write_bytes', 'atomic_torch_save',
-           'load_verified', 'list_checkpoints', 'checkpoint_step', 'save_checkpoint', 'load_latest_checkpoint',
-           'training_state', 'restore_training_state', 'check_weights_only', 'CSVLogger', 'Throughput',
-           'progress_enabled', 'Progress', 'Preempted', 'StopSignal', 'NonFiniteLossError', 'check_finite',
-           'reduce_step', 'injected_fault', 'signal_faults']
+__all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'unwrap', 'DistInfo', 'setup_distributed', 'cleanup_distributed', 'any_rank',
+           'sum_ranks', 'broadcast_object', 'gather_objects', 'barrier', 'rng_state', 'set_rng_state', 'sample_seed',
+           'ResumableSampler', 'SeededDataset', 'make_sampler', 'make_loader', 'scaled_lr', 'WarmupCosine',
+           'make_scheduler', 'CheckpointError', 'atomic_write_bytes', 'atomic_torch_save', 'load_verified',
+           'list_checkpoints', 'checkpoint_step', 'save_checkpoint', 'load_latest_checkpoint', 'training_state',
+           'restore_training_state', 'check_weights_only', 'CSVLogger', 'Throughput', 'progress_enabled', 'Progress',
+           'Preempted', 'StopSignal', 'NonFiniteLossError', 'check_finite', 'reduce_step', 'injected_fault',
+           'signal_faults']
 
 # %% ../nbs/12_engine.ipynb #c005
 log = logging.getLogger('hcmtl.engine')
 
 # %% ../nbs/12_engine.ipynb #c007
-def autocast(device: torch.device, # the device the step runs on
-             enabled: bool=True, # the config's `amp` switch
-             dtype=torch.bfloat16, # autocast dtype on CUDA
-            ):
-    "bf16 autocast on CUDA when enabled; a no-op context on the CPU."
-    if enabled and torch.device(device).type == 'cuda': return torch.autocast('cuda', dtype=dtype)
-    return contextlib.nullcontext()
-
-def use_channels_last(device: torch.device, enabled: bool=True) -> bool:
-    "Whether the channels_last_3d layout is used: only on CUDA and when enabled."
-    return bool(enabled) and torch.device(device).type == 'cuda'
-
-def to_channels_last(x, # a 5-D tensor or an nn.Module
-                     enabled: bool=True, # apply it (see `use_channels_last`)
-                    ):
-    "Put a 5-D tensor or a module's parameters in the channels_last_3d layout."
-    if not enabled: return x
-    if isinstance(x, nn.Module): return x.to(memory_format=torch.channels_last_3d)
-    return x.contiguous(memory_format=torch.channels_last_3d) if x.dim() == 5 else x
-
-def cpu_threads(workers: int|None=None, # DataLoader workers sharing the cores (None = the default count)
-               ) -> int:
-    "Torch threads for a CPU run: the cores the DataLoader workers leave free (OMP_NUM_THREADS wins if set)."
-    if os.environ.get('OMP_NUM_THREADS'): return max(1, int(os.environ['OMP_NUM_THREADS']))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    return max(1, cores - default_workers(-1 if workers is None else workers))
-
-def configure_backends(device: torch.device, # the device of the run
-                       deterministic: bool=False, # reproducible kernels instead of the fastest ones
-                       workers: int|None=None, # DataLoader workers (CPU runs size torch's thread pool with it)
-                      ):
-    "cuDNN benchmark and TF32 on CUDA; on CPU, one thread per core the workers leave; deterministic kernels when asked."
-    if torch.device(device).type == 'cpu': torch.set_num_threads(cpu_threads(workers))
-    if torch.device(device).type == 'cuda':
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not deterministic
-    if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
-
-def maybe_compile(model: nn.Module, enabled: bool=False) -> nn.Module:
-    "Compile the module's forward in place with `torch.compile` when enabled (its state_dict keys are unchanged)."
-    if enabled: model.compile()
-    return model
-
 def unwrap(model: nn.Module) -> nn.Module:
     "The plain module inside DDP and/or `torch.compile` wrappers."
     while True:

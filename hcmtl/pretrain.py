@@ -26,7 +26,7 @@ from .engine import (CSVLogger, DistInfo, NonFiniteLossError, Preempted, Progres
                           use_channels_last, reduce_step, signal_faults)
 from .datasets import SpeedPairDataset, read_kinetics
 from .sampling import middle_frame, speed_triplet
-from .transforms import ClipAugment, to_unit
+from .transforms import ClipAugment, augment_triplet, to_unit
 from .teachers import TeacherCache, find_world, load_teacher, middle_source_frames
 from .moco import MoCoHCMTL
 
@@ -149,7 +149,7 @@ def pretrain_step(p: Pretraining, # from `build_pretraining`
     q, k_pos, k_neg, s_pos, _ = speed_triplet(windows, d.clip_len, d.speeds, p.pair_generator)
     probs = cached_targets(p, batch, s_pos) if getattr(p, 'teacher_cache', None) is not None else None  # duck-typed rigs (bench) have none
     if probs is None: probs = teacher_targets(p.teacher, q)
-    q, k_pos, k_neg = (to_channels_last(p.augment(x), p.channels_last) for x in (q, k_pos, k_neg))
+    q, k_pos, k_neg = (to_channels_last(x, p.channels_last) for x in augment_triplet(p.augment, q, k_pos, k_neg))
     with autocast(dev, p.cfg.pretrain.amp):
         out = (net or p.model)(q, k_pos, k_neg, probs)
     drop = ('kd',) if p.cfg.model.variant == 'no_kd' else ()  # no L_KL in RSPNet's variant: not logged

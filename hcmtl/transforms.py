@@ -17,7 +17,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['GRAY_WEIGHTS', 'CropParams', 'random_crop_params', 'center_crop_params', 'apply_crop', 'frames_to_clip', 'to_unit',
            'normalize_clip', 'denormalize_clip', 'rgb_to_gray', 'adjust_brightness', 'adjust_contrast',
-           'adjust_saturation', 'rgb_to_hsv', 'hsv_to_rgb', 'adjust_hue', 'ClipAugment']
+           'adjust_saturation', 'rgb_to_hsv', 'hsv_to_rgb', 'adjust_hue', 'ClipAugment', 'augment_triplet']
 
 # %% ../nbs/04_transforms.ipynb #c005
 class CropParams(NamedTuple):
@@ -213,3 +213,12 @@ class ClipAugment(nn.Module):
             gray = p['gray'].to(x.device).view(-1, 1, 1, 1, 1)
             x = torch.where(gray, rgb_to_gray(x).expand_as(x), x)
         return (x - self.mean) / self.std
+
+# %% ../nbs/04_transforms.ipynb #c101
+def augment_triplet(augment: ClipAugment, # the run's colour augmentation
+                    q: torch.Tensor, # anchor clips, uint8 B×3×T×H×W
+                    k_pos: torch.Tensor, # same-speed keys
+                    k_neg: torch.Tensor, # other-speed keys
+                   ) -> tuple:
+    "Augmented, normalised (q, k⁺, k⁻) of a batch of speed pairs."
+    return augment(q), augment(k_pos), augment(k_neg)
