@@ -63,6 +63,7 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4 (H.264 when av
             else: st.bit_rate = bit_rate
         st.width, st.height, st.pix_fmt = w, h, 'yuv420p'
         st.codec_context.gop_size = gop
+        st.codec_context.thread_count = 1  # frame-threaded x264 is not deterministic; one thread is, on any core count
         for f in frames:
             for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')): out.mux(pkt)
         for pkt in st.encode(): out.mux(pkt)
