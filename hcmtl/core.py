@@ -16,11 +16,12 @@ import torch
 import yaml
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'VARIANTS', 'TEACHERS', 'PRESETS', 'DataConfig', 'ModelConfig',
-           'LossConfig', 'TeacherConfig', 'TrainConfig', 'SynthConfig', 'Config', 'ConfigError', 'validate',
-           'get_preset', 'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'apply_overrides',
-           'config_hash', 'seed_everything', 'seed_worker', 'get_device', 'default_workers', 'git_commit',
-           'environment_record', 'make_run_dir']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'VARIANTS', 'TEACHERS', 'PRECISIONS', 'RECIPES', 'PRESETS',
+           'RSPNET_PRETRAIN', 'RSPNET_FINETUNE', 'PAPER_FINETUNE_EPOCHS', 'SCHP_NATIVE_SIZE', 'DataConfig',
+           'ModelConfig', 'LossConfig', 'TeacherConfig', 'TrainConfig', 'SynthConfig', 'Config', 'ConfigError',
+           'validate', 'get_preset', 'teacher_native_size', 'resolve_recipe', 'config_to_dict', 'config_from_dict',
+           'save_config', 'load_config', 'apply_overrides', 'config_hash', 'seed_everything', 'seed_worker',
+           'get_device', 'default_workers', 'git_commit', 'environment_record', 'make_run_dir']
 
 # %% ../nbs/00_core.ipynb #c005
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,14 +34,17 @@ class DataConfig:
     clip_len: int = 16  # frames per clip (T)
     size: int = 112  # spatial crop size fed to the network
     speeds: tuple = (1, 2)  # playback speeds of the speed pair (RSPNet: 1x and 2x)
-    backend: str = 'decord'  # video decoding backend: 'decord' or 'pyav'
+    backend: str = 'decord'  # video decoding backend: 'decord', 'pyav' or 'torchcodec' (each falls back to the others)
     decode_short_side: int|None = None  # resize at decode time so the short side is this (None = native)
     crop_scale: tuple = (0.4, 1.0)  # random-resized-crop area range (pretraining)
     crop_ratio: tuple = (3/4, 4/3)  # random-resized-crop aspect range
     flip_p: float = 0.5  # horizontal flip probability
     jitter: float = 0.4  # colour jitter strength (brightness, contrast, saturation, hue*)
-    jitter_p: float = 0.8  # probability that a clip is colour-jittered
+    jitter_p: float = 1.0  # probability that a clip is colour-jittered (RSPNet: always)
     grayscale_p: float = 0.2  # probability that a clip is turned grey
+    gray_first: bool = True  # grayscale before the jitter (RSPNet); False = after it
+    contrast_mean: str = 'window'  # contrast jitter pivots on the mean of the 'window' (RSPNet) or of each 'frame'
+    pair_augment: str = 'window'  # 'window': k+ and k- share one augmentation (RSPNet); 'clip': each clip its own
     mean: tuple = IMAGENET_MEAN  # normalisation mean (RGB)
     std: tuple = IMAGENET_STD  # normalisation std (RGB)
     num_workers: int = -1  # DataLoader workers; -1 = derived from the host's cores
@@ -49,6 +53,8 @@ class DataConfig:
     val_fraction: float = 0.1  # share of the training list held out for model selection
     test_clips: int = 10  # evenly spaced clips per video at test time
     blacklist: str|None = None  # file listing unreadable videos to skip (from hcmtl-check-videos)
+    test_crop: str = 'square'  # evaluation crop: 'square' = largest centred square resized to size (RSPNet);
+                               # 'center' = the central size/decode_short_side fraction of the frame
 
 # %% ../nbs/00_core.ipynb #c007
 BACKBONES = ('c3d', 'r21d', 'r3d18', 'r2plus1d18')
@@ -63,7 +69,7 @@ class ModelConfig:
     variant: str = 'full'  # 'full' (ours), 'no_kd' (RSPNet), 'ti' (task-independent)
     emb_dim: int = 128  # output size of the motion and appearance heads g_m, g_a
     decoder_channels: int = 128  # channels of the parsing decoder g_h
-    dropout: float = 0.5  # dropout before the classifier when fine-tuning
+    dropout: float = 0.0  # dropout before the classifier when fine-tuning (RSPNet: none)
     weights: str|None = None  # optional file with backbone weights (torchvision backbones)
 
 # %% ../nbs/00_core.ipynb #c009
@@ -77,7 +83,10 @@ class LossConfig:
     tau: float = 0.07  # temperature τ of eq. 6
     queue_size: int = 16384  # K, negatives in the MoCo queue
     momentum: float = 0.999  # m, momentum of the key encoder
-    shuffle_bn: bool = True  # shuffle-BN across ranks for the key encoder (else plain BN)
+    shuffle_bn: bool = True  # shuffle-BN for the key encoder (across ranks, or emulated on one process)
+    shuffle_bn_groups: int = 4  # one process: key-batch groups normalised separately (RSPNet: 4 GPUs)
+    app_positives: int = 2  # appearance InfoNCE positives per anchor: 2 = k+ and k- (RSPNet), 1 = k+ (eq. 6)
+    enqueue: str = 'k_neg'  # keys pushed into the MoCo queue: 'k_neg' (RSPNet, other speed) or 'k_pos'
 
 # %% ../nbs/00_core.ipynb #c011
 TEACHERS = ('synth', 'schp')
@@ -87,7 +96,9 @@ class TeacherConfig:
     "The frozen human-parsing teacher f_t (eq. 2)."
     kind: str = 'synth'  # 'synth' (trained by hcmtl-teacher) or 'schp' (released checkpoint)
     path: str|None = None  # checkpoint file; None = the synthetic world's default teacher file
-    input_size: int|None = None  # resolution the teacher runs at; None = the clip's own size
+    input_size: int|None = None  # resolution the teacher runs at; None = its native size (see teacher_native_size)
+    source: str = 'frame'  # 'frame': decoded middle frame at input_size, map cropped to the clip's crop;
+                           # 'crop': the clip's (upsampled) crop itself
     num_classes: int = 7  # parsing classes (Pascal-Person-Part: 7)
     cache: str|None = None  # optional teacher cache directory (precomputed F_t)
     train_epochs: int = 20  # epochs when training the synthetic teacher
@@ -100,13 +111,18 @@ class TrainConfig:
     "Optimisation, precision, logging and checkpointing of one training run."
     epochs: int = 200  # passes over the data
     batch_size: int = 32  # clips (or speed pairs) per process
-    lr: float = 0.1  # SGD learning rate for a global batch of 64 (scaled by global_batch/64)
+    lr: float = 0.1  # SGD learning rate (for a global batch of 64 when lr_scale)
+    lr_scale: bool = True  # scale lr by global_batch/64 (RSPNet pretraining); False = as given (RSPNet fine-tuning)
+    schedule: str = 'cosine'  # 'cosine' (to lr*min_lr_ratio) or 'multi_step' (×lr_gamma at each milestone)
+    milestones: tuple = ()  # epochs at which 'multi_step' decays the lr
+    lr_gamma: float = 0.1  # 'multi_step' decay factor (torch MultiStepLR's default, as RSPNet)
     min_lr_ratio: float = 1e-3  # cosine schedule ends at lr * min_lr_ratio
     warmup_epochs: float = 0.0  # linear warm-up length
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 1e-4  # SGD weight decay
-    amp: bool = True  # bf16 autocast on GPU (always fp32 on CPU)
-    channels_last: bool = True  # channels_last_3d memory format on GPU
+    precision: str = 'auto'  # 'auto', 'fp32', 'bf16' or 'fp16' (fp16 with a gradient scaler)
+    amp: bool = True  # deprecated, superseded by `precision`; False forces fp32
+    channels_last: bool = True  # channels_last_3d memory format (GPU; CPU too where it pays)
     compile: bool = False  # torch.compile the model
     ckpt_every: int = 500  # save a checkpoint every N steps (0 = only at epoch ends)
     keep_last: int = 2  # checkpoints kept
@@ -149,6 +165,7 @@ class Config:
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=30, lr=0.05, ckpt_every=0, warmup_epochs=0.0))
     synth: SynthConfig = field(default_factory=SynthConfig)
+    recipe: str = 'none'  # 'rspnet': per-backbone/per-dataset defaults filled by `resolve_recipe`; 'none'
 
 # %% ../nbs/00_core.ipynb #c019
 class ConfigError(ValueError):
@@ -156,6 +173,39 @@ class ConfigError(ValueError):
 
 def _check(ok, name, msg):
     if not ok: raise ConfigError(f"config field `{name}`: {msg}")
+
+def _one_of(v, choices, name):
+    _check(v in choices, name, f"unknown value {v!r}; choose from {choices}")
+
+# %% ../nbs/00_core.ipynb #c021
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+RECIPES = ('none', 'rspnet')
+
+def _validate_recipe(cfg: Config):
+    "Check the augmentation, objective, teacher and optimisation switches."
+    d, l, t = cfg.data, cfg.loss, cfg.teacher
+    _one_of(d.pair_augment, ('window', 'clip'), 'data.pair_augment')
+    _one_of(d.contrast_mean, ('window', 'frame'), 'data.contrast_mean')
+    _one_of(d.test_crop, ('square', 'center'), 'data.test_crop')
+    for name in ('jitter_p', 'grayscale_p', 'flip_p'):
+        _check(0 <= getattr(d, name) <= 1, f'data.{name}', f"must be a probability, got {getattr(d, name)}")
+    _one_of(l.app_positives, (1, 2), 'loss.app_positives')
+    _one_of(l.enqueue, ('k_neg', 'k_pos'), 'loss.enqueue')
+    _check(l.shuffle_bn_groups >= 1, 'loss.shuffle_bn_groups', f"must be >= 1, got {l.shuffle_bn_groups}")
+    _one_of(t.source, ('frame', 'crop'), 'teacher.source')
+    _check(t.input_size is None or t.input_size > 0, 'teacher.input_size', f"must be positive or null, got {t.input_size}")
+    _one_of(cfg.recipe, RECIPES, 'recipe')
+    for sec in ('pretrain', 'finetune'):
+        tc = getattr(cfg, sec)
+        for name in ('epochs', 'batch_size', 'keep_last', 'log_every'):
+            _check(getattr(tc, name) > 0, f'{sec}.{name}', f"must be positive, got {getattr(tc, name)}")
+        _check(tc.lr > 0, f'{sec}.lr', f"must be positive, got {tc.lr}")
+        _check(tc.ckpt_every >= 0, f'{sec}.ckpt_every', f"must be >= 0, got {tc.ckpt_every}")
+        _one_of(tc.precision, PRECISIONS, f'{sec}.precision')
+        _one_of(tc.schedule, ('cosine', 'multi_step'), f'{sec}.schedule')
+        _check(list(tc.milestones) == sorted(tc.milestones) and all(m > 0 for m in tc.milestones),
+               f'{sec}.milestones', f"must be increasing positive epochs, got {tc.milestones}")
+        _check(0 < tc.lr_gamma <= 1, f'{sec}.lr_gamma', f"must be in (0, 1], got {tc.lr_gamma}")
 
 def validate(cfg: Config) -> Config:
     "Check a config's values; raise `ConfigError` naming the first bad field."
@@ -167,7 +217,7 @@ def validate(cfg: Config) -> Config:
         _check(getattr(d, name) > 0, f'data.{name}', f"must be positive, got {getattr(d, name)}")
     _check(len(d.speeds) >= 2 and all(int(v) == v and v >= 1 for v in d.speeds), 'data.speeds',
            f"needs at least two integer speeds >= 1, got {d.speeds}")
-    _check(d.backend in ('decord', 'pyav'), 'data.backend', f"unknown backend {d.backend!r}; choose decord or pyav")
+    _check(d.backend in ('decord', 'pyav', 'torchcodec'), 'data.backend', f"unknown backend {d.backend!r}; choose decord, pyav or torchcodec")
     _check(d.fold in (1, 2, 3), 'data.fold', f"folds are 1, 2 or 3, got {d.fold}")
     _check(0 <= d.val_fraction < 1, 'data.val_fraction', f"must be in [0, 1), got {d.val_fraction}")
     _check(0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, 'data.crop_scale', f"bad range {d.crop_scale}")
@@ -188,26 +238,22 @@ def validate(cfg: Config) -> Config:
     _check(t.kind in TEACHERS, 'teacher.kind', f"unknown teacher {t.kind!r}; choose from {TEACHERS}")
     _check(t.path is None or Path(t.path).exists(), 'teacher.path', f"path does not exist: {t.path}")
     _check(t.num_classes > 1, 'teacher.num_classes', f"must be > 1, got {t.num_classes}")
-    for sec in ('pretrain', 'finetune'):
-        tc = getattr(cfg, sec)
-        for name in ('epochs', 'batch_size', 'keep_last', 'log_every'):
-            _check(getattr(tc, name) > 0, f'{sec}.{name}', f"must be positive, got {getattr(tc, name)}")
-        _check(tc.lr > 0, f'{sec}.lr', f"must be positive, got {tc.lr}")
-        _check(tc.ckpt_every >= 0, f'{sec}.ckpt_every', f"must be >= 0, got {tc.ckpt_every}")
+    _validate_recipe(cfg)
     for f in fields(s):
         v = getattr(s, f.name)
         _check(v >= 0 if f.name == 'workers' else v > 0, f'synth.{f.name}', f"must be positive, got {v}")
     return cfg
 
-# %% ../nbs/00_core.ipynb #c021
+# %% ../nbs/00_core.ipynb #c023
 def _smoke() -> Config:
     c = Config(preset='smoke')
     c.data = DataConfig(clip_len=4, size=32, num_workers=0, test_clips=2, crop_scale=(0.5, 1.0))
     c.model = ModelConfig(width=0.125, emb_dim=16, decoder_channels=16)
     c.loss = LossConfig(queue_size=64, momentum=0.99)
     c.teacher = TeacherConfig(train_epochs=2, train_size=32, width=8)
-    c.pretrain = TrainConfig(epochs=1, batch_size=4, lr=0.05, ckpt_every=2, log_every=1, amp=False, max_steps=4)
-    c.finetune = TrainConfig(epochs=2, batch_size=4, lr=0.05, ckpt_every=0, log_every=1, amp=False)
+    c.pretrain = TrainConfig(epochs=1, batch_size=4, lr=0.05, ckpt_every=2, log_every=1, amp=False, precision='fp32',
+                             max_steps=4)
+    c.finetune = TrainConfig(epochs=2, batch_size=4, lr=0.05, ckpt_every=0, log_every=1, amp=False, precision='fp32')
     c.synth = SynthConfig(frame_size=48, num_frames=16, pool_classes=4, pool_per_class=2, ucf_classes=4,
                           ucf_groups=3, ucf_clips_per_group=1, hmdb_classes=3, hmdb_train_per_class=2,
                           hmdb_test_per_class=1, lip_train=16, lip_val=8)
@@ -216,7 +262,7 @@ def _smoke() -> Config:
 def _quick() -> Config:
     c = Config(preset='quick')
     c.data = DataConfig(clip_len=8, size=64, num_workers=-1, test_clips=2, crop_scale=(0.5, 1.0))
-    c.model = ModelConfig(width=0.25, emb_dim=64, decoder_channels=32)
+    c.model = ModelConfig(width=0.25, emb_dim=64, decoder_channels=32, dropout=0.5)
     c.loss = LossConfig(queue_size=1024, momentum=0.99)
     c.teacher = TeacherConfig(train_epochs=15, train_size=64, width=16)
     c.pretrain = TrainConfig(epochs=6, batch_size=16, lr=0.1, ckpt_every=50, log_every=5)
@@ -227,7 +273,7 @@ def _quick() -> Config:
 def _synth() -> Config:
     c = Config(preset='synth')
     c.data = DataConfig(clip_len=16, size=112, num_workers=-1, test_clips=10)
-    c.model = ModelConfig(width=0.5, emb_dim=128, decoder_channels=64)
+    c.model = ModelConfig(width=0.5, emb_dim=128, decoder_channels=64, dropout=0.5)
     c.loss = LossConfig(queue_size=4096, momentum=0.995)
     c.teacher = TeacherConfig(train_epochs=30, train_size=112, width=32)
     c.pretrain = TrainConfig(epochs=30, batch_size=64, lr=0.1, ckpt_every=200)
@@ -238,18 +284,18 @@ def _synth() -> Config:
     return c
 
 def _paper() -> Config:
-    c = Config(preset='paper')
+    c = Config(preset='paper', recipe='rspnet')
     c.data = DataConfig(clip_len=16, size=112, decode_short_side=128, num_workers=-1, test_clips=10)
-    c.model = ModelConfig(width=1.0, emb_dim=128, decoder_channels=128)
+    c.model = ModelConfig(width=1.0, emb_dim=128, decoder_channels=128, dropout=0.0)
     c.loss = LossConfig(queue_size=16384, momentum=0.999, margin=2.0, tau=0.07)
-    c.teacher = TeacherConfig(kind='schp', num_classes=7, input_size=224)
+    c.teacher = TeacherConfig(kind='schp', num_classes=7, input_size=None, source='frame')
     c.pretrain = TrainConfig(epochs=200, batch_size=32, lr=0.1, min_lr_ratio=1e-3, ckpt_every=1000, compile=True)
-    c.finetune = TrainConfig(epochs=30, batch_size=32, lr=0.05, ckpt_every=0)
+    c.finetune = TrainConfig(epochs=100, batch_size=20, lr=0.005, lr_scale=False, ckpt_every=0)
     return c
 
 PRESETS = {'smoke': _smoke, 'quick': _quick, 'synth': _synth, 'paper': _paper}
 
-# %% ../nbs/00_core.ipynb #c023
+# %% ../nbs/00_core.ipynb #c025
 def get_preset(name: str, # one of 'smoke', 'quick', 'synth', 'paper'
               ) -> Config:
     "A fresh `Config` filled by the named preset."
@@ -257,6 +303,40 @@ def get_preset(name: str, # one of 'smoke', 'quick', 'synth', 'paper'
     return PRESETS[name]()
 
 # %% ../nbs/00_core.ipynb #c028
+RSPNET_PRETRAIN = {'c3d': dict(lr=0.1, batch_size=32), 'r21d': dict(lr=0.05, batch_size=32)}
+RSPNET_FINETUNE = {  # RSPNet's own epochs; the paper's 100 replace them (PAPER_FINETUNE_EPOCHS)
+    ('c3d', 'ucf101'): dict(lr=0.005, batch_size=20, epochs=30, schedule='cosine', milestones=()),
+    ('c3d', 'hmdb51'): dict(lr=0.005, batch_size=6, epochs=100, schedule='multi_step', milestones=(50, 70, 90)),
+    ('r21d', 'ucf101'): dict(lr=0.1, batch_size=8, epochs=30, schedule='cosine', milestones=()),
+    ('r21d', 'hmdb51'): dict(lr=0.1, batch_size=16, epochs=30, schedule='cosine', milestones=())}
+PAPER_FINETUNE_EPOCHS = 100  # the paper's fine-tuning length (RSPNet* row of Table 1)
+SCHP_NATIVE_SIZE = {20: 473, 18: 512, 7: 512}  # SCHP checkpoints by classes: LIP, ATR, Pascal-Person-Part
+
+# %% ../nbs/00_core.ipynb #c030
+def _fill(cfg_sec, base_sec, values: dict):
+    "Replace the fields of `cfg_sec` still at the preset's value `base_sec` by `values`."
+    kw = {k: v for k, v in values.items() if getattr(cfg_sec, k) == getattr(base_sec, k)}
+    return dataclasses.replace(cfg_sec, **kw)
+
+def teacher_native_size(tcfg: TeacherConfig) -> int|None:
+    "The resolution a teacher was trained at: `input_size`, SCHP's by class count, else None (the checkpoint's)."
+    if tcfg.input_size: return tcfg.input_size
+    return SCHP_NATIVE_SIZE.get(tcfg.num_classes, 512) if tcfg.kind == 'schp' else None
+
+def resolve_recipe(cfg: Config, dataset: str|None=None, # downstream dataset ('ucf101', 'hmdb51'); None = pretraining only
+                  ) -> Config:
+    "A copy of `cfg` with RSPNet's per-backbone (and per-dataset) values filled in where `recipe='rspnet'`."
+    cfg = copy.deepcopy(cfg)
+    if cfg.recipe != 'rspnet': return cfg
+    base, bb = get_preset(cfg.preset), cfg.model.backbone
+    if bb in RSPNET_PRETRAIN: cfg.pretrain = _fill(cfg.pretrain, base.pretrain, RSPNET_PRETRAIN[bb])
+    if (bb, dataset) in RSPNET_FINETUNE:
+        ft = dict(RSPNET_FINETUNE[bb, dataset], epochs=PAPER_FINETUNE_EPOCHS, lr_scale=False)
+        cfg.finetune = _fill(cfg.finetune, base.finetune, ft)
+    cfg.teacher = _fill(cfg.teacher, base.teacher, dict(input_size=teacher_native_size(cfg.teacher)))
+    return cfg
+
+# %% ../nbs/00_core.ipynb #c035
 def config_to_dict(cfg) -> dict:
     "A plain, JSON/YAML-friendly dict of a config (tuples become lists)."
     def conv(v):
@@ -291,7 +371,7 @@ def config_from_dict(d: dict) -> Config:
     "Build a `Config` from a dict (as written by `config_to_dict`); unknown keys raise."
     return _from_dict(Config, d)
 
-# %% ../nbs/00_core.ipynb #c029
+# %% ../nbs/00_core.ipynb #c036
 def save_config(cfg: Config, path) -> Path:
     "Write a config as YAML (.yaml/.yml) or JSON (.json)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +388,7 @@ def load_config(path) -> Config:
     d = json.loads(txt) if path.suffix == '.json' else yaml.safe_load(txt)
     return config_from_dict(d)
 
-# %% ../nbs/00_core.ipynb #c032
+# %% ../nbs/00_core.ipynb #c039
 def apply_overrides(cfg: Config, overrides=(), # strings like 'pretrain.epochs=3'
                    ) -> Config:
     "A copy of `cfg` with dotted `key=value` overrides applied."
@@ -324,13 +404,13 @@ def apply_overrides(cfg: Config, overrides=(), # strings like 'pretrain.epochs=3
         node[parts[-1]] = yaml.safe_load(val)
     return config_from_dict(d)
 
-# %% ../nbs/00_core.ipynb #c035
+# %% ../nbs/00_core.ipynb #c042
 def config_hash(cfg, n=10) -> str:
     "A stable hex digest of a config (or any JSON-able dict)."
     d = config_to_dict(cfg) if is_dataclass(cfg) else cfg
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb #c038
+# %% ../nbs/00_core.ipynb #c045
 def seed_everything(seed: int, # master seed
                     deterministic: bool=False, # also ask torch for deterministic kernels
                    ) -> torch.Generator:
@@ -347,7 +427,7 @@ def seed_worker(worker_id: int):
     s = torch.initial_seed() % 2**32
     np.random.seed(s); random.seed(s)
 
-# %% ../nbs/00_core.ipynb #c040
+# %% ../nbs/00_core.ipynb #c047
 def get_device(pref: str='auto') -> torch.device:
     "The device to run on: `auto` picks CUDA when available, else CPU."
     if pref == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -361,7 +441,7 @@ def default_workers(n: int=-1) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(0, min(16, cores - 1))
 
-# %% ../nbs/00_core.ipynb #c043
+# %% ../nbs/00_core.ipynb #c050
 def git_commit(path='.') -> str|None:
     "The git commit of the working tree at `path` (with '+dirty' if modified), or None."
     try:
@@ -388,7 +468,7 @@ def environment_record() -> dict:
     return {'python': sys.version.split()[0], 'packages': pkgs, 'git_commit': git_commit(_package_dir()),
             'cuda_device': cuda, 'time': datetime.datetime.now().isoformat(timespec='seconds')}
 
-# %% ../nbs/00_core.ipynb #c044
+# %% ../nbs/00_core.ipynb #c051
 def make_run_dir(cfg: Config, name: str, # kind of run, e.g. 'pretrain'
                  out: str|None=None, # folder to create; None = <cfg.out>/<name>-<time>-<hash>
                 ) -> Path:
