@@ -1,4 +1,4 @@
-"""One crop and flip per clip in the loader; colour jitter, grayscale and normalisation batched on the device.
+"""One crop and flip per window in the loader; grayscale, colour jitter and normalisation batched on the device, one draw per window.
 
 Docs: https://hcmtl.github.io/hcmtl/nbs/transforms.html.md"""
 
@@ -7,8 +7,10 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/transforms.html.md"""
 # %% ../nbs/04_transforms.ipynb #c002
 from __future__ import annotations
 import math
+from functools import partial
 from typing import NamedTuple
 
+from fastcore.basics import patch
 import cv2
 import numpy as np
 import torch
@@ -119,9 +121,12 @@ def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     "Scale intensities of clip b by f[b]."
     return (x * _per_clip(f, x)).clamp(0, 1)
 
-def adjust_contrast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    "Blend clip b with each frame's mean grey level by f[b]."
-    mean = rgb_to_gray(x).mean(dim=(-2, -1), keepdim=True)
+def adjust_contrast(x: torch.Tensor, f: torch.Tensor,
+                    over: str='window', # grey-level mean of the whole clip ('window', RSPNet) or of each 'frame'
+                   ) -> torch.Tensor:
+    "Blend clip b with its mean grey level by f[b]."
+    if over not in ('window', 'frame'): raise ValueError(f"contrast mean over 'window' or 'frame', got {over!r}")
+    mean = rgb_to_gray(x).mean(dim=(-3, -2, -1) if over == 'window' else (-2, -1), keepdim=True)
     f = _per_clip(f, x)
     return (f * x + (1 - f) * mean).clamp(0, 1)
 
@@ -163,13 +168,14 @@ def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/04_transforms.ipynb #c018
 class ClipAugment(nn.Module):
-    "Batched colour jitter, grayscale and normalisation of uint8 clips B×C×T×H×W, on any device."
-    def __init__(self, dcfg, # DataConfig: jitter, jitter_p, grayscale_p, mean, std
+    "Batched grayscale, colour jitter and normalisation of uint8 clips B×C×T×H×W, on any device."
+    def __init__(self, dcfg, # DataConfig: jitter, jitter_p, grayscale_p, gray_first, contrast_mean, pair_augment, mean, std
                  seed: int|None=None, # seed of the augmentation generator; None = from torch's global RNG
                 ):
         super().__init__()
         self.jitter, self.jitter_p, self.grayscale_p = float(dcfg.jitter), float(dcfg.jitter_p), float(dcfg.grayscale_p)
-        self.hue = min(self.jitter, 0.5)
+        self.gray_first, self.contrast_mean = bool(dcfg.gray_first), dcfg.contrast_mean
+        self.pair_augment, self.hue = dcfg.pair_augment, min(self.jitter, 0.5)
         self.register_buffer('mean', torch.tensor(dcfg.mean, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(dcfg.std, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
         self.generator = torch.Generator()
@@ -177,48 +183,65 @@ class ClipAugment(nn.Module):
         self.last_params = None
 
     def sample_params(self, batch: int) -> dict:
-        "Per-clip augmentation parameters for a batch (CPU tensors)."
+        "Per-clip augmentation parameters for a batch (CPU tensors; `order` is B×4)."
         g, j = self.generator, self.jitter
         u = lambda lo, hi: lo + (hi - lo) * torch.rand(batch, generator=g)
         return dict(jitter=torch.rand(batch, generator=g) < self.jitter_p,
                     brightness=u(max(0., 1 - j), 1 + j), contrast=u(max(0., 1 - j), 1 + j),
                     saturation=u(max(0., 1 - j), 1 + j), hue=u(-self.hue, self.hue),
                     gray=torch.rand(batch, generator=g) < self.grayscale_p,
-                    order=torch.randperm(4, generator=g))
+                    order=torch.rand(batch, 4, generator=g).argsort(1))
 
-    def color_jitter(self, x: torch.Tensor, p: dict) -> torch.Tensor:
-        "Apply the four jitter operations in the order `p['order']` with per-clip factors."
-        ops = [(adjust_brightness, 'brightness'), (adjust_contrast, 'contrast'),
-               (adjust_saturation, 'saturation'), (adjust_hue, 'hue')]
-        for k in p['order'].tolist():
-            fn, name = ops[k]
+# %% ../nbs/04_transforms.ipynb #c020
+@patch
+def color_jitter(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
+    "Apply the four jitter operations in each clip's order `p['order']` with per-clip factors."
+    ops = [(adjust_brightness, 'brightness'), (partial(adjust_contrast, over=self.contrast_mean), 'contrast'),
+           (adjust_saturation, 'saturation'), (adjust_hue, 'hue')]
+    for pos in range(4):
+        for k, (fn, name) in enumerate(ops):
             if name == 'hue' and self.hue == 0: continue
-            x = fn(x, p[name])
+            sel = (p['order'][:, pos] == k).nonzero().flatten()
+            if len(sel) == len(x): x = fn(x, p[name])
+            elif len(sel): x[sel.to(x.device)] = fn(x[sel.to(x.device)], p[name][sel])
+    return x
+
+@patch
+def photometric(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
+    "Grayscale and colour jitter of [0,1] clips with parameters `p`, in the configured order."
+    gray = lambda x: torch.where(p['gray'].to(x.device).view(-1, 1, 1, 1, 1), rgb_to_gray(x).expand_as(x), x)
+    def jitter(x):
+        idx = p['jitter'].nonzero().flatten()
+        if len(idx) and self.jitter > 0:
+            sub = {k: v[idx] for k, v in p.items()}
+            x[idx.to(x.device)] = self.color_jitter(x[idx.to(x.device)], sub)
         return x
+    return jitter(gray(x)) if self.gray_first else gray(jitter(x))
 
-    def forward(self, x: torch.Tensor, # uint8 (or [0,1] float) clips B×3×T×H×W
-                train: bool|None=None, # augment (True) or only normalise (False); None = self.training
-               ) -> torch.Tensor:
-        "Augmented (training) or plain (evaluation) normalised float32 clips."
-        if x.ndim != 5 or x.shape[1] != 3: raise ValueError(f"expected uint8 clips B×3×T×H×W, got shape {tuple(x.shape)}")
-        train = self.training if train is None else train
-        x = to_unit(x) if x.dtype == torch.uint8 else x.float().clone()  # never modify the caller's tensor
-        if train:
-            p = self.sample_params(x.shape[0])
-            self.last_params = p
-            idx = p['jitter'].nonzero().flatten()
-            if len(idx) and self.jitter > 0:
-                sub = {k: (v[idx] if k != 'order' else v) for k, v in p.items()}
-                x[idx.to(x.device)] = self.color_jitter(x[idx.to(x.device)], sub)
-            gray = p['gray'].to(x.device).view(-1, 1, 1, 1, 1)
-            x = torch.where(gray, rgb_to_gray(x).expand_as(x), x)
-        return (x - self.mean) / self.std
+@patch
+def forward(self: ClipAugment, x: torch.Tensor, # uint8 (or [0,1] float) clips B×3×T×H×W
+            train: bool|None=None, # augment (True) or only normalise (False); None = self.training
+            params: dict|None=None, # parameters from `sample_params` to apply; None = draw new ones
+           ) -> torch.Tensor:
+    "Augmented (training) or plain (evaluation) normalised float32 clips."
+    if x.ndim != 5 or x.shape[1] != 3: raise ValueError(f"expected uint8 clips B×3×T×H×W, got shape {tuple(x.shape)}")
+    train = self.training if train is None else train
+    x = to_unit(x) if x.dtype == torch.uint8 else x.float().clone()  # never modify the caller's tensor
+    if train:
+        p = self.sample_params(x.shape[0]) if params is None else params
+        if len(p['gray']) != len(x): raise ValueError(f"params are for {len(p['gray'])} clips, the batch has {len(x)}")
+        self.last_params = p
+        x = self.photometric(x, p)
+    return (x - self.mean) / self.std
 
-# %% ../nbs/04_transforms.ipynb #c101
+# %% ../nbs/04_transforms.ipynb #c025
 def augment_triplet(augment: ClipAugment, # the run's colour augmentation
-                    q: torch.Tensor, # anchor clips, uint8 B×3×T×H×W
-                    k_pos: torch.Tensor, # same-speed keys
-                    k_neg: torch.Tensor, # other-speed keys
+                    q: torch.Tensor, # anchor clips (window 0), uint8 B×3×T×H×W
+                    k_pos: torch.Tensor, # same-speed keys (window 1)
+                    k_neg: torch.Tensor, # other-speed keys (window 1)
                    ) -> tuple:
-    "Augmented, normalised (q, k⁺, k⁻) of a batch of speed pairs."
-    return augment(q), augment(k_pos), augment(k_neg)
+    "Augmented, normalised (q, k⁺, k⁻) of a batch of speed pairs; k⁺ and k⁻ share one draw per window."
+    if getattr(augment, 'pair_augment', 'clip') != 'window' or not augment.training:
+        return augment(q), augment(k_pos), augment(k_neg)
+    window1 = augment.sample_params(len(k_pos))
+    return augment(q), augment(k_pos, params=window1), augment(k_neg, params=window1)
