@@ -1,4 +1,4 @@
-"""Autocast, memory layout, CPU threads and compilation: how a step uses the hardware it runs on.
+"""Autocast precision, memory layout, CPU threads and compilation: how a step uses the hardware it runs on, chosen from what that hardware can do.
 
 Docs: https://hcmtl.github.io/hcmtl/nbs/accel.html.md"""
 
@@ -6,37 +6,108 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/accel.html.md"""
 
 # %% ../nbs/11a_accel.ipynb #c002
 from __future__ import annotations
-import contextlib, os
+import contextlib, functools, json, os, platform
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .core import default_workers
+from .core import PRECISIONS, ConfigError, default_workers
 
 # %% auto #0
-__all__ = ['autocast', 'use_channels_last', 'to_channels_last', 'cpu_threads', 'configure_backends', 'maybe_compile']
+__all__ = ['BF16_FLAGS', 'DTYPES', 'cpu_flags', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_of', 'autocast',
+           'grad_scaler', 'to_channels_last', 'channels_last_pays', 'resolve_channels_last', 'use_channels_last',
+           'cpu_threads', 'configure_backends', 'maybe_compile', 'describe_precision', 'record_environment']
 
 # %% ../nbs/11a_accel.ipynb #c005
+BF16_FLAGS = ('amx_bf16', 'avx512_bf16')  # CPU flags of native bf16 matrix units
+
+@functools.cache
+def cpu_flags() -> frozenset:
+    "The CPU's feature flags from /proc/cpuinfo (empty where there is no such file)."
+    with contextlib.suppress(OSError):
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('flags'): return frozenset(line.split(':', 1)[1].split())
+    return frozenset()
+
+def cpu_has_fast_bf16(flags=None, # CPU flags (default: `cpu_flags()`)
+                     ) -> bool:
+    "Whether this CPU executes bf16 convolutions natively (AMX or AVX512-BF16) and oneDNN can use them."
+    flags = cpu_flags() if flags is None else set(flags)
+    if not any(f in flags for f in BF16_FLAGS): return False
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+# %% ../nbs/11a_accel.ipynb #c008
+DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
+
+def resolve_precision(device: torch.device, # the device the step runs on
+                      precision: str|bool='auto', # 'auto', 'fp32', 'bf16', 'fp16' (True = 'auto', False = 'fp32')
+                     ) -> str:
+    "The precision a step runs in on `device`: 'fp32', 'bf16' or 'fp16'."
+    if isinstance(precision, bool) or precision is None: precision = 'auto' if precision else 'fp32'
+    if precision not in PRECISIONS:
+        raise ConfigError(f"config field `precision`: {precision!r} is not one of {PRECISIONS}")
+    if precision != 'auto': return precision
+    dev = torch.device(device)
+    if dev.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported(including_emulation=False) else 'fp16'
+    if dev.type == 'cpu': return 'bf16' if cpu_has_fast_bf16() else 'fp32'
+    return 'fp32'
+
+def precision_of(tc) -> str:
+    "The precision setting of a `TrainConfig`: its `precision` field ('auto' if absent); `amp=False` means fp32."
+    return 'fp32' if getattr(tc, 'amp', True) is False else (getattr(tc, 'precision', None) or 'auto')
+
+# %% ../nbs/11a_accel.ipynb #c011
 def autocast(device: torch.device, # the device the step runs on
-             enabled: bool=True, # the config's `amp` switch
-             dtype=torch.bfloat16, # autocast dtype on CUDA
+             enabled: str|bool=True, # a precision, or the old `amp` switch (True = the device's 'auto')
+             dtype: torch.dtype|None=None, # force this autocast dtype when autocast is on
             ):
-    "bf16 autocast on CUDA when enabled; a no-op context on the CPU."
-    if enabled and torch.device(device).type == 'cuda': return torch.autocast('cuda', dtype=dtype)
-    return contextlib.nullcontext()
+    "Autocast context of the resolved precision on `device`; a no-op context for fp32."
+    p = resolve_precision(device, enabled)
+    if p == 'fp32': return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype or DTYPES[p])
 
-def use_channels_last(device: torch.device, enabled: bool=True) -> bool:
-    "Whether the channels_last_3d layout is used: only on CUDA and when enabled."
-    return bool(enabled) and torch.device(device).type == 'cuda'
+def grad_scaler(device: torch.device, # the device the step runs on
+                precision: str|bool='auto', # the run's precision setting
+               ) -> torch.amp.GradScaler:
+    "A gradient scaler: active for fp16, a pass-through for bf16 and fp32."
+    dev = torch.device(device)
+    return torch.amp.GradScaler(dev.type, enabled=resolve_precision(dev, precision) == 'fp16')
 
-def to_channels_last(x, # a 5-D tensor or an nn.Module
-                     enabled: bool=True, # apply it (see `use_channels_last`)
+# %% ../nbs/11a_accel.ipynb #c014
+def _channels_last_tensor(t: torch.Tensor) -> torch.Tensor:
+    if t.dim() == 5: return t.contiguous(memory_format=torch.channels_last_3d)
+    if t.dim() == 4: return t.contiguous(memory_format=torch.channels_last)
+    return t
+
+def to_channels_last(x, # a tensor or an nn.Module
+                     enabled: bool=True, # apply it (see `resolve_channels_last`)
                     ):
-    "Put a 5-D tensor or a module's parameters in the channels_last_3d layout."
+    "Rank-5 tensors (or a module's) to channels_last_3d and rank-4 ones to channels_last; others unchanged."
     if not enabled: return x
-    if isinstance(x, nn.Module): return x.to(memory_format=torch.channels_last_3d)
-    return x.contiguous(memory_format=torch.channels_last_3d) if x.dim() == 5 else x
+    if isinstance(x, nn.Module): return x._apply(_channels_last_tensor)
+    return _channels_last_tensor(x)
 
+def channels_last_pays(device: torch.device) -> bool:
+    "Whether the channels_last layouts speed convolutions up on `device`: CUDA, or a CPU with AVX-512 and oneDNN."
+    dev = torch.device(device)
+    if dev.type == 'cuda': return True
+    return dev.type == 'cpu' and torch.backends.mkldnn.is_available() and 'avx512f' in cpu_flags()
+
+def resolve_channels_last(device: torch.device, # the device the step runs on
+                          setting: str|bool='auto', # True/'auto' = where it pays, 'on', False/'off'
+                         ) -> bool:
+    "Whether a run on `device` uses the channels_last layouts."
+    if isinstance(setting, bool) or setting is None: setting = 'auto' if setting else 'off'
+    if setting not in ('auto', 'on', 'off'):
+        raise ConfigError(f"config field `channels_last`: {setting!r} is not one of True, False, 'auto', 'on', 'off'")
+    return setting == 'on' or (setting == 'auto' and channels_last_pays(device))
+
+def use_channels_last(device: torch.device, enabled: str|bool=True) -> bool:
+    "Whether the channels_last layouts are used (the trainers' name for `resolve_channels_last`)."
+    return resolve_channels_last(device, enabled)
+
+# %% ../nbs/11a_accel.ipynb #c017
 def cpu_threads(workers: int|None=None, # DataLoader workers sharing the cores (None = the default count)
                ) -> int:
     "Torch threads for a CPU run: the cores the DataLoader workers leave free (OMP_NUM_THREADS wins if set)."
@@ -55,8 +126,40 @@ def configure_backends(device: torch.device, # the device of the run
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not deterministic
     if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
 
-def maybe_compile(model: nn.Module, enabled: bool=False) -> nn.Module:
+def maybe_compile(model: nn.Module, # compiled in place
+                  enabled: bool=False, # the config's `compile`
+                  backend: str|None=None, # torch.compile backend (None = inductor; 'aot_eager' in tests)
+                 ) -> nn.Module:
     "Compile the module's forward in place with `torch.compile` when enabled (its state_dict keys are unchanged)."
-    if enabled: model.compile()
+    if enabled: model.compile(**({'backend': backend} if backend else {}))
     return model
 
+# %% ../nbs/11a_accel.ipynb #c020
+def describe_precision(device: torch.device, # the device of the run
+                       precision: str|bool='auto', # the precision setting
+                       channels_last: str|bool='auto', # the layout setting
+                       compile: bool=False, # torch.compile on
+                      ) -> dict:
+    "The precision, layout and compile choices of a run on `device`, and what they were chosen from."
+    dev = torch.device(device)
+    p = resolve_precision(dev, precision)
+    d = {'device': str(dev), 'precision_setting': str(precision), 'precision': p, 'grad_scaler': p == 'fp16',
+         'channels_last_setting': str(channels_last), 'channels_last': resolve_channels_last(dev, channels_last),
+         'compile': bool(compile), 'torch': torch.__version__}
+    if dev.type == 'cuda':
+        d.update(device_name=torch.cuda.get_device_name(dev), cuda_bf16=torch.cuda.is_bf16_supported(including_emulation=False))
+    else:
+        d.update(device_name=platform.processor() or platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                 cpu_bf16_units=sorted(f for f in cpu_flags() if f in BF16_FLAGS), cpu_fast_bf16=cpu_has_fast_bf16())
+    return d
+
+def record_environment(path, # a run directory or its environment.json
+                       key: str, # section name, e.g. 'precision'
+                       value: dict, # what to record
+                      ) -> Path:
+    "Merge `{key: value}` into a run's environment.json (created if missing)."
+    path = Path(path); path = path / 'environment.json' if path.is_dir() else path
+    env = json.loads(path.read_text()) if path.exists() else {}
+    env[key] = value
+    path.write_text(json.dumps(env, indent=2))
+    return path
