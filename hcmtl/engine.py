@@ -6,7 +6,8 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/engine.html.md"""
 
 # %% ../nbs/12_engine.ipynb #c002
 from __future__ import annotations
-import contextlib, csv, datetime, hashlib, io, json, logging, math, os, random, re, signal, threading, time
+import contextlib, csv, dataclasses, datetime, hashlib, io, json, logging, math, os, random, re, shutil, signal, socket, sys
+import threading, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,22 +15,26 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
+from fastcore.basics import patch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .core import default_workers, get_device, seed_worker
+from .core import config_hash, config_to_dict, default_workers, environment_record, get_device, save_config, seed_worker
 from .accel import autocast, configure_backends, cpu_threads, maybe_compile, to_channels_last, use_channels_last
 
-
 # %% auto #0
-__all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'unwrap', 'DistInfo', 'setup_distributed', 'cleanup_distributed', 'any_rank',
-           'sum_ranks', 'broadcast_object', 'gather_objects', 'barrier', 'rng_state', 'set_rng_state', 'sample_seed',
-           'ResumableSampler', 'SeededDataset', 'make_sampler', 'make_loader', 'scaled_lr', 'WarmupCosine',
-           'make_scheduler', 'CheckpointError', 'atomic_write_bytes', 'atomic_torch_save', 'load_verified',
-           'list_checkpoints', 'checkpoint_step', 'save_checkpoint', 'load_latest_checkpoint', 'training_state',
-           'restore_training_state', 'check_weights_only', 'CSVLogger', 'Throughput', 'progress_enabled', 'Progress',
-           'Preempted', 'StopSignal', 'NonFiniteLossError', 'check_finite', 'reduce_step', 'injected_fault',
-           'signal_faults']
+__all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'RUN_FILE', 'LOCK_FILE', 'unwrap', 'DistInfo', 'setup_distributed',
+           'cleanup_distributed', 'any_rank', 'sum_ranks', 'broadcast_object', 'gather_objects', 'barrier', 'rng_state',
+           'set_rng_state', 'sample_seed', 'ResumableSampler', 'SeededDataset', 'make_sampler', 'make_loader',
+           'scaled_lr', 'WarmupCosine', 'make_scheduler', 'CheckpointError', 'atomic_write_bytes', 'write_checksum',
+           'atomic_torch_save', 'verify_bytes', 'load_verified', 'list_checkpoints', 'checkpoint_step', 'verified',
+           'quarantine', 'save_checkpoint', 'load_latest_checkpoint', 'training_state', 'restore_training_state',
+           'check_weights_only', 'CSVLogger', 'Throughput', 'progress_enabled', 'Progress', 'Preempted', 'StopSignal',
+           'NonFiniteLossError', 'check_finite', 'DivergedError', 'check_explosion', 'reduce_step', 'injected_fault',
+           'signal_faults', 'nonfinite_tensors', 'RunDirError', 'run_kind', 'config_diff', 'check_run_dir', 'RunLock',
+           'on_main', 'RunDir', 'installed_packages', 'Meters', 'Task', 'Loop', 'save_loop', 'restore_loop',
+           'train_step', 'log_window', 'log_epoch', 'fit']
 
 # %% ../nbs/12_engine.ipynb #c005
 log = logging.getLogger('hcmtl.engine')
@@ -257,38 +262,54 @@ def atomic_write_bytes(data: bytes, path) -> Path:
     os.replace(tmp, path); _fsync_dir(path.parent)
     return path
 
+# %% ../nbs/12_engine.ipynb #c030
+def write_checksum(data: bytes, path) -> str:
+    "Write `<path>.sha256` ({'sha256', 'size'}) for the bytes of `path`; returns the digest."
+    digest = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(json.dumps({'sha256': digest, 'size': len(data)}).encode(), Path(f'{path}.sha256'))
+    return digest
+
 def atomic_torch_save(obj, path, # file to write
                       checksum: bool=True, # also write `<path>.sha256` (checked by `load_verified`)
                      ) -> str:
     "`torch.save` `obj` atomically to `path`, with a `.sha256` side file; returns the checksum."
     buf = io.BytesIO(); torch.save(obj, buf); data = buf.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    if checksum: atomic_write_bytes(json.dumps({'sha256': digest, 'size': len(data)}).encode(), Path(f'{path}.sha256'))
+    digest = write_checksum(data, path) if checksum else hashlib.sha256(data).hexdigest()
     atomic_write_bytes(data, path)
     return digest
 
+# %% ../nbs/12_engine.ipynb #c032
+def verify_bytes(path, # the file
+                 data: bytes, # its content
+                 warn_missing: bool=True, # warn when there is no `.sha256` side file
+                ) -> bool:
+    "True if `data` matches `<path>.sha256`; False (with a warning) when there is none; `CheckpointError` on mismatch."
+    path, side = Path(path), Path(f'{path}.sha256')
+    if not side.is_file():
+        if warn_missing: log.warning(f"{path}: NO CHECKSUM FILE {side.name}: loading it unverified")
+        return False
+    try: meta = json.loads(side.read_text()); size, digest = int(meta['size']), str(meta['sha256'])
+    except (ValueError, KeyError, TypeError) as e: raise CheckpointError(f"{side}: unreadable checksum file ({e})") from e
+    if len(data) != size: raise CheckpointError(f"checkpoint {path} is truncated: {len(data)} bytes, expected {size}")
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise CheckpointError(f"checkpoint {path} is corrupt: SHA-256 does not match {side.name}")
+    return True
+
 def load_verified(path, # a file written by `atomic_torch_save` (or any torch file)
                   map_location='cpu', # where tensors go
+                  warn_missing: bool=True, # warn when the file has no checksum
                  ):
     "`torch.load(weights_only=True)` after checking the size and checksum; `CheckpointError` names the file."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint {path}: no such file")
     data = path.read_bytes()
-    side = Path(f'{path}.sha256')
-    if side.is_file():
-        try: meta = json.loads(side.read_text())
-        except ValueError: meta = None
-        if meta is None: log.warning(f"checkpoint {path}: unreadable checksum file {side.name}; loading unverified")
-        elif len(data) != meta['size']:
-            raise CheckpointError(f"checkpoint {path} is truncated: {len(data)} bytes, expected {meta['size']}")
-        elif hashlib.sha256(data).hexdigest() != meta['sha256']:
-            raise CheckpointError(f"checkpoint {path} is corrupt: SHA-256 does not match {side.name}")
+    verify_bytes(path, data, warn_missing)
     try: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e: raise CheckpointError(f"checkpoint {path} cannot be loaded: {type(e).__name__}: {e}") from e
 
-# %% ../nbs/12_engine.ipynb #c031
+# %% ../nbs/12_engine.ipynb #c035
 def list_checkpoints(ckpt_dir) -> list[Path]:
-    "Checkpoint files `ckpt-<step>.pt` in a folder, oldest (lowest step) first."
+    "Checkpoint entries `ckpt-<step>.pt` in a folder, oldest (lowest step) first."
     d = Path(ckpt_dir)
     if not d.is_dir(): return []
     found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name))]
@@ -300,37 +321,72 @@ def checkpoint_step(path) -> int:
     if not m: raise CheckpointError(f"{path}: not a checkpoint name (ckpt-<step>.pt)")
     return int(m.group(1))
 
+# %% ../nbs/12_engine.ipynb #c036
+_VERIFIED: dict = {}  # (path, size, mtime_ns) -> True for checkpoints checked (or written) by this process
+
+def verified(path) -> bool:
+    "Does this checkpoint entry verify (a file matching its checksum)?"
+    p = Path(path)
+    if not p.is_file() or not Path(f'{p}.sha256').is_file(): return False
+    st = p.stat(); key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        try: _VERIFIED[key] = verify_bytes(p, p.read_bytes())
+        except CheckpointError: _VERIFIED[key] = False
+    return _VERIFIED[key]
+
+def quarantine(path, why: str) -> Path:
+    "Move a bad checkpoint entry (and its checksum) aside to `<name>.corrupt`, with a warning."
+    p = Path(path); dst = p.with_name(p.name + '.corrupt')
+    n = 1
+    while dst.exists(): dst, n = p.with_name(f'{p.name}.corrupt{n}'), n + 1
+    os.replace(p, dst)
+    if Path(f'{p}.sha256').exists(): os.replace(f'{p}.sha256', f'{dst}.sha256')
+    log.warning(f"checkpoint entry {p} {why}: moved aside to {dst.name}")
+    return dst
+
+# %% ../nbs/12_engine.ipynb #c038
 def save_checkpoint(state: dict, # the training state (see `training_state`)
                     ckpt_dir, # folder of the run's checkpoints
                     step: int, # global step, used in the file name
-                    keep_last: int=2, # checkpoints kept (older ones deleted after the new one is safe)
+                    keep_last: int=2, # verified checkpoints kept (older ones deleted after the new one is safe)
                    ) -> Path:
-    "Atomically write `ckpt-<step>.pt` and prune all but the newest `keep_last`."
+    "Atomically write `ckpt-<step>.pt`, move unverifiable entries aside, prune all but the newest `keep_last`."
     d = Path(ckpt_dir); d.mkdir(parents=True, exist_ok=True)
     path = d / f'ckpt-{step:08d}.pt'
+    if path.is_dir(): quarantine(path, 'is a directory')
     atomic_torch_save(state, path)
-    for old in list_checkpoints(d)[:-max(1, keep_last)]:
+    st = path.stat(); _VERIFIED[(str(path), st.st_size, st.st_mtime_ns)] = True
+    good = []
+    for p in list_checkpoints(d):
+        if verified(p): good.append(p)
+        else: quarantine(p, 'does not verify (not a file, no checksum, or corrupt)')
+    for old in good[:-max(1, keep_last)]:
         old.unlink(missing_ok=True); Path(f'{old}.sha256').unlink(missing_ok=True)
     for tmp in d.glob('.ckpt-*.tmp'):  # leftovers of writers killed mid-write
         if not tmp.name.endswith(f'.{os.getpid()}.tmp'): tmp.unlink(missing_ok=True)
     return path
 
+# %% ../nbs/12_engine.ipynb #c039
 def load_latest_checkpoint(ckpt_dir, # folder of the run's checkpoints
                            map_location='cpu', # where tensors go
+                           move_bad: bool=True, # move entries that fail to load aside (`*.corrupt`)
                           ) -> tuple[dict|None, Path|None]:
     "The newest loadable checkpoint and its path, falling back past corrupt files; (None, None) if none."
     files = list_checkpoints(ckpt_dir)
     for i, path in enumerate(reversed(files)):
-        try: state = load_verified(path, map_location)
+        try:
+            if path.is_dir(): raise CheckpointError(f"checkpoint {path} is a directory")
+            state = load_verified(path, map_location)
         except CheckpointError as e:
             older = files[-i - 2].name if i + 1 < len(files) else None
             log.warning(f"{e}; " + (f"falling back to the previous checkpoint {older}" if older else "no older checkpoint left"))
+            if move_bad: quarantine(path, 'failed to load')
             continue
         return state, path
     if files: raise CheckpointError(f"no loadable checkpoint in {ckpt_dir}: all of {[p.name for p in files]} are corrupt")
     return None, None
 
-# %% ../nbs/12_engine.ipynb #c037
+# %% ../nbs/12_engine.ipynb #c047
 CKPT_FORMAT = 'hcmtl-train-state'
 
 def training_state(model: nn.Module, # the module to save (DDP/compile wrappers are removed)
@@ -368,7 +424,7 @@ def check_weights_only(obj) -> Any:
     buf = io.BytesIO(); torch.save(obj, buf); buf.seek(0)
     return torch.load(buf, weights_only=True)
 
-# %% ../nbs/12_engine.ipynb #c040
+# %% ../nbs/12_engine.ipynb #c050
 class CSVLogger:
     "Append dict rows to a CSV file (and TensorBoard when installed)."
     def __init__(self, path, # the CSV file (created with its folder)
@@ -409,13 +465,25 @@ class CSVLogger:
                 with contextlib.suppress(TypeError, ValueError):
                     if k not in ('step', 'epoch', 'kind'): self.tb.add_scalar(f'{kind}/{k}', float(v), int(row['step']))
     def truncate(self, step: int):
-        "Drop rows whose `step` is greater than `step` (after resuming from that step)."
+        "Drop rows whose `step` is greater than `step` (after resuming from that step), in TensorBoard too."
+        if self.tb is not None:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb.close(); self.tb = SummaryWriter(str(self.path.parent / 'tensorboard'), purge_step=step + 1)
         if not self.fields: return
         self._rewrite([r for r in self.rows() if not r.get('step') or int(float(r['step'])) <= step])
     def close(self):
         if self.tb is not None: self.tb.close()
 
-# %% ../nbs/12_engine.ipynb #c043
+# %% ../nbs/12_engine.ipynb #c053
+@patch
+def image(self: CSVLogger, tag: str, # TensorBoard tag
+          img, # H×W×3 floats in [0, 1]
+          step: int, # global step
+         ):
+    "Log an image to TensorBoard (nothing without it)."
+    if self.tb is not None: self.tb.add_image(tag, torch.as_tensor(img).float().clamp(0, 1), int(step), dataformats='HWC')
+
+# %% ../nbs/12_engine.ipynb #c056
 class Throughput:
     "Clips per second and the share of time spent waiting for data, since the last `read`."
     def __init__(self, world_size: int=1): self.world_size = world_size; self.reset()
@@ -434,33 +502,38 @@ class Throughput:
         if reset: self.reset()
         return out
 
-# %% ../nbs/12_engine.ipynb #c046
+# %% ../nbs/12_engine.ipynb #c059
 def progress_enabled(dist_info: DistInfo|None=None) -> bool:
-    "Show a progress bar: rank 0 only, unless HCMTL_PROGRESS=0."
-    return (dist_info is None or dist_info.is_main) and os.environ.get('HCMTL_PROGRESS', '1') != '0'
+    "Draw a progress bar? Rank 0 only; HCMTL_PROGRESS=1/0 forces it on/off, else only when stderr is a terminal."
+    if dist_info is not None and not dist_info.is_main: return False
+    env = os.environ.get('HCMTL_PROGRESS', '')
+    if env in ('0', '1'): return env == '1'
+    return bool(getattr(sys.stderr, 'isatty', lambda: False)())
 
+# %% ../nbs/12_engine.ipynb #c060
 class Progress:
-    "A fastprogress bar with a metrics comment, or nothing."
+    "A tqdm bar on stderr with a metrics postfix, or nothing."
     def __init__(self, total: int, # steps this bar will count
                  enabled: bool=True, # show it
+                 desc: str|None=None, # label in front of the bar
                 ):
         self.total, self.bar, self.n = total, None, 0
         if enabled and total > 0:
-            from fastprogress.fastprogress import progress_bar
-            self.bar = progress_bar(range(total), total=total)
-            self.bar.update(0)
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=True)
     def update(self, n: int=1, **metrics):
-        "Advance by `n` steps and show `metrics` (name=value) in the comment."
+        "Advance by `n` steps and show `metrics` (name=value) after the bar."
         self.n += n
         if self.bar is None: return
-        self.bar.comment = ' '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in metrics.items())
-        self.bar.update(min(self.n, self.total))
+        self.bar.set_postfix_str(' '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in metrics.items()),
+                                 refresh=False)
+        self.bar.update(min(self.n, self.total) - self.bar.n)
     def close(self):
-        if self.bar is not None and self.n < self.total:
-            with contextlib.suppress(Exception): self.bar.on_iter_end()
+        "Finish the bar, ending its line."
+        if self.bar is not None: self.bar.close()
         self.bar = None
 
-# %% ../nbs/12_engine.ipynb #c049
+# %% ../nbs/12_engine.ipynb #c063
 class Preempted(RuntimeError):
     "Training stopped on a signal after saving a checkpoint."
 
@@ -480,7 +553,7 @@ class StopSignal:
         for s, h in self._old.items(): signal.signal(s, h)
         self._old = {}
 
-# %% ../nbs/12_engine.ipynb #c052
+# %% ../nbs/12_engine.ipynb #c066
 class NonFiniteLossError(FloatingPointError):
     "A loss term became NaN or Inf; the message names the step and the term."
 
@@ -494,7 +567,22 @@ def check_finite(terms: dict, # loss term name -> float or 0-d tensor
         raise NonFiniteLossError(f"non-finite loss at step {step}: {names} (loss term {next(iter(bad))!r}); "
                                  "stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/12_engine.ipynb #c055
+# %% ../nbs/12_engine.ipynb #c069
+class DivergedError(NonFiniteLossError):
+    "The loss exploded, or the weights or buffers hold NaN/Inf; the message names the step and what."
+
+def check_explosion(loss: float, # the step's total loss (rank-averaged)
+                    ref: float|None, # the total loss of the run's first step
+                    step: int, # the step being taken
+                    factor: float=100.0, # how many times the first loss (at least 1) counts as exploded
+                    what: str='loss', # the name in the message
+                   ):
+    "Raise `DivergedError` when `loss` exceeds `factor × max(1, ref)`."
+    if ref is None or loss <= factor * max(1.0, abs(ref)): return
+    raise DivergedError(f"{what} exploded at step {step}: {loss:.4g}, more than {factor:g}× the first step's loss "
+                        f"{ref:.4g}; stopped without saving, the last good checkpoint is kept (lower the learning rate)")
+
+# %% ../nbs/12_engine.ipynb #c072
 def reduce_step(values: dict, # this rank's loss terms of the step, name -> float
                 step: int, # the step being taken (1-based)
                 stop_requested: bool=False, # this rank was asked to stop (SIGTERM)
@@ -510,7 +598,7 @@ def reduce_step(values: dict, # this rank's loss terms of the step, name -> floa
     n = len(extra)
     return {k: v / world_size for k, v in zip(values, red[2 + n:])}, red[1] > 0, red[2:2 + n]
 
-# %% ../nbs/12_engine.ipynb #c058
+# %% ../nbs/12_engine.ipynb #c075
 def injected_fault(step: int, # the global step just taken
                    kind: str, # 'kill', 'term' or 'nan'
                   ) -> str|None:
@@ -528,3 +616,373 @@ def signal_faults(step: int, # the global step just taken
     "Kill (SIGKILL) or preempt (SIGTERM) this process after `step` when `HCMTL_FAULT` asks for it."
     if injected_fault(step, 'kill'): os.kill(os.getpid(), signal.SIGKILL)
     if injected_fault(step, 'term'): os.kill(os.getpid(), signal.SIGTERM)
+
+# %% ../nbs/12_engine.ipynb #c078
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    "Names of the floating-point parameters and buffers of `model` holding NaN or Inf."
+    m = unwrap(model)
+    named = [*m.named_parameters(), *m.named_buffers()]
+    return [k for k, v in named if v.is_floating_point() and not bool(torch.isfinite(v.detach()).all())]
+
+# %% ../nbs/12_engine.ipynb #c081
+RUN_FILE, LOCK_FILE = 'run.json', '.lock'
+
+class RunDirError(FileExistsError):
+    "A run directory that belongs to another run, or is in use; the message names it and the way out."
+
+def run_kind(run) -> str|None:
+    "The kind of run a directory holds (from run.json, or the files of older runs); None if it holds none."
+    r = Path(run)
+    if (r / RUN_FILE).is_file(): return json.loads((r / RUN_FILE).read_text()).get('kind')
+    if (r / 'finetune.json').is_file(): return 'finetune'
+    if (r / 'config.yaml').is_file(): return 'pretrain'
+    return None
+
+# %% ../nbs/12_engine.ipynb #c083
+def _plain(d): return json.loads(json.dumps(d, default=str))
+
+def config_diff(old: dict, new: dict, ignore=('out',), prefix: str='') -> list[str]:
+    "`key: old → new` for each dotted key whose value differs between two nested dicts."
+    out = []
+    old, new = _plain(old), _plain(new)
+    for k in sorted(set(old) | set(new)):
+        if not prefix and k in ignore: continue
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict): out += config_diff(a, b, ignore, f'{prefix}{k}.')
+        elif a != b: out.append(f'{prefix}{k}: {a!r} → {b!r}')
+    return out
+
+# %% ../nbs/12_engine.ipynb #c086
+def _names(r: Path) -> str:
+    names = sorted(p.name for p in r.iterdir() if p.name != LOCK_FILE)
+    return ', '.join(names[:6]) + (', ...' if len(names) > 6 else '')
+
+def check_run_dir(run, # the directory asked for (--out)
+                  kind: str, # this run's kind, e.g. 'pretrain'
+                  config: dict, # this run's config as a plain dict
+                  identity: dict|None=None, # what else identifies the run (dataset, encoder checksum, ...)
+                  resume: bool=False, # continue on purpose, with a possibly changed config
+                 ) -> bool:
+    "True if `run` holds this run (continue it), False if it is new or empty; `RunDirError` if it belongs to another."
+    r = Path(run)
+    if not r.exists() or (r.is_dir() and not any(p.name != LOCK_FILE for p in r.iterdir())): return False
+    if not r.is_dir(): raise RunDirError(f"{r} is a file, not a run directory; choose another --out")
+    have = run_kind(r)
+    if have is None: raise RunDirError(f"{r} is not empty and holds no hcmtl run ({_names(r)}); choose another --out")
+    if have != kind:
+        raise RunDirError(f"{r} holds a {have} run, not a {kind} run; give this {kind} run its own --out directory")
+    if resume: return True
+    old = _plain(yaml.safe_load((r / 'config.yaml').read_text())) if (r / 'config.yaml').is_file() else {}
+    diff = config_diff(old, config)
+    old_id = json.loads((r / RUN_FILE).read_text()).get('identity', {}) if (r / RUN_FILE).is_file() else {}
+    diff += [f'{k}: {old_id[k]!r} → {v!r}' for k, v in _plain(identity or {}).items() if k in old_id and old_id[k] != v]
+    if diff:
+        raise RunDirError(f"{r} holds a {kind} run with a different configuration ({'; '.join(diff[:8])}); rerun with its "
+                          f"settings to continue it, continue it with the new ones with --resume {r}, or choose another --out")
+    return True
+
+# %% ../nbs/12_engine.ipynb #c089
+def _pid_alive(pid) -> bool:
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return False
+    except (PermissionError, ValueError, TypeError): return True
+    return True
+
+class RunLock:
+    "Exclusive use of a run directory by one process (rank 0), through `<run>/.lock`."
+    def __init__(self, run): self.path, self.held = Path(run) / LOCK_FILE, False
+    def holder(self) -> dict|None:
+        "The pid and host in the lock file (None if there is none or it is unreadable)."
+        try: return json.loads(self.path.read_text())
+        except (OSError, ValueError): return None
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+# %% ../nbs/12_engine.ipynb #c090
+@patch
+def acquire(self: RunLock):
+    "Take the lock; `RunDirError` naming the holder's pid if a live process holds it."
+    me = {'pid': os.getpid(), 'host': socket.gethostname()}
+    tmp = self.path.with_name(f'.lock.{os.getpid()}.tmp'); tmp.write_text(json.dumps(me))
+    try:
+        for _ in range(3):
+            try: os.link(tmp, self.path); self.held = True; return self
+            except FileExistsError: pass
+            h = self.holder() or {}
+            if h.get('host', me['host']) == me['host'] and not _pid_alive(h.get('pid')):
+                log.warning(f"{self.path.parent}: taking over the stale lock of process {h.get('pid')} (no longer running)")
+                self.path.unlink(missing_ok=True); continue
+            raise RunDirError(f"{self.path.parent} is in use by process {h.get('pid')} on {h.get('host')}; wait for it to "
+                              f"finish (or stop it), or choose another --out")
+        raise RunDirError(f"{self.path.parent}: could not take the lock {self.path}")
+    finally: tmp.unlink(missing_ok=True)
+
+@patch
+def release(self: RunLock):
+    "Remove the lock if this process holds it."
+    if self.held and (self.holder() or {}).get('pid') == os.getpid(): self.path.unlink(missing_ok=True)
+    self.held = False
+
+# %% ../nbs/12_engine.ipynb #c093
+def on_main(fn, # called on rank 0 only
+            dist_info: DistInfo|None=None, # this process's place in the job
+           ):
+    "`fn()` on rank 0, its result (or its exception, raised) on every rank."
+    res, err = None, None
+    if dist_info is None or dist_info.is_main:
+        try: res = fn()
+        except Exception as e: err = e
+    res, err = broadcast_object((res, err))
+    if err is not None: raise err
+    return res
+
+# %% ../nbs/12_engine.ipynb #c096
+class RunDir:
+    "The run directory of one run: checked, created, locked; removed again if the run fails before it starts."
+    def __init__(self, out, # directory asked for (None: <cfg.out>/<kind>-<time>-<hash>)
+                 kind: str, # 'pretrain', 'finetune', ...
+                 cfg, # the run's Config
+                 dist_info: DistInfo|None=None, # rank 0 does the file work
+                 resume: bool=False, # continue on purpose (config may differ)
+                 identity: dict|None=None, # what else identifies the run
+                 name: str|None=None, # prefix of a generated directory name (default: kind)
+                ):
+        self.out, self.kind, self.cfg, self.di, self.resume = out, kind, cfg, dist_info or DistInfo(), resume
+        self.identity, self.name, self.created, self.started, self.lock = identity or {}, name or kind, False, False, None
+        self.path, self.existing = None, False
+
+# %% ../nbs/12_engine.ipynb #c097
+@patch
+def _open(self: RunDir) -> tuple:
+    "Rank 0: check, create and lock; returns (path, continues an existing run)."
+    out = self.out
+    if out is None:
+        stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+        out = Path(self.cfg.out) / f"{self.name}-{stamp}-{config_hash(self.cfg)}"
+    path = Path(out).absolute()
+    existing = check_run_dir(path, self.kind, config_to_dict(self.cfg), self.identity, self.resume)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError): path.mkdir(); self.created = True
+    self.lock = RunLock(path).acquire()
+    return str(path), existing
+
+@patch
+def __enter__(self: RunDir):
+    path, self.existing = on_main(self._open, self.di)
+    self.path = Path(path)
+    return self
+
+@patch
+def __exit__(self: RunDir, et, e, tb):
+    if self.lock is not None: self.lock.release()
+    if et is not None and self.created and not self.started and self.path is not None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+# %% ../nbs/12_engine.ipynb #c098
+def installed_packages() -> dict:
+    "Every installed distribution and its version (what `pip freeze` lists)."
+    from importlib import metadata
+    got = {d.metadata['Name']: d.version for d in metadata.distributions() if d.metadata['Name']}
+    return dict(sorted(got.items(), key=lambda kv: kv[0].lower()))
+
+@patch
+def start(self: RunDir, env: dict|None=None, # added to environment.json (e.g. {'precision': 'bf16'})
+         ):
+    "Write config.yaml (out = this directory), environment.json and run.json (rank 0); the run has started."
+    def write():
+        cfg = dataclasses.replace(self.cfg, out=str(self.path))
+        old = yaml.safe_load((self.path / 'config.yaml').read_text()) if (self.path / 'config.yaml').is_file() else None
+        if old is not None and config_diff(old, config_to_dict(cfg)):
+            log.warning(f"{self.path}: continuing with a changed configuration "
+                        f"({'; '.join(config_diff(old, config_to_dict(cfg))[:8])}); config.yaml is updated")
+        save_config(cfg, self.path / 'config.yaml')
+        rec = {**environment_record(), 'installed': installed_packages(), **(env or {})}
+        atomic_write_bytes(json.dumps(rec, indent=2, default=str).encode(), self.path / 'environment.json')
+        run = {'kind': self.kind, 'identity': _plain(self.identity), 'config_hash': config_hash(self.cfg)}
+        atomic_write_bytes(json.dumps(run, indent=2).encode(), self.path / RUN_FILE)
+    on_main(write, self.di)
+    self.started = True
+    return self
+
+# %% ../nbs/12_engine.ipynb #c102
+class Meters:
+    "Running sums of step values over the current log window and epoch (means, except `sum_keys`)."
+    def __init__(self, state: dict|None=None, sum_keys=('skipped',)):
+        self.win, self.ep = (dict(state['win']), dict(state['ep'])) if state else ({}, {})
+        self.sum_keys = tuple(sum_keys)
+    def add(self, values: dict):
+        "Add one step's values."
+        for d in (self.win, self.ep):
+            for k, v in values.items(): d[k] = d.get(k, 0.0) + v
+            d['n'] = d.get('n', 0) + 1
+    def _mean(self, d): return {k: (v if k in self.sum_keys else v / max(1, d['n'])) for k, v in d.items() if k != 'n'}
+    def pop_window(self) -> dict: m = self._mean(self.win); self.win = {}; return m
+    def pop_epoch(self) -> dict: m = self._mean(self.ep); self.ep = {}; return m
+    def state(self) -> dict: return {'win': dict(self.win), 'ep': dict(self.ep)}
+
+# %% ../nbs/12_engine.ipynb #c105
+class Task:
+    "What `fit` trains; subclasses set the live objects and override the hooks."
+    generators: dict = {}  # named torch.Generators saved with the RNG states
+    sum_keys = ('skipped',)  # logged values that are summed, not averaged
+    def step(self, batch, net) -> dict: raise NotImplementedError
+    def counts(self, batch) -> dict: return {}
+    def end_epoch(self, loop) -> dict: return {}
+    def state(self) -> dict: return {}
+    def load_state(self, state: dict): pass
+    def is_complete(self, run) -> bool: return False
+    def after_log(self, loop): pass
+    def finish(self, loop): pass
+
+# %% ../nbs/12_engine.ipynb #c107
+@dataclass
+class Loop:
+    "The state of a run inside `fit`."
+    run: Path  # the run directory
+    tc: Any  # the TrainConfig (log_every, ckpt_every, keep_last, compile)
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    meters: Any = None
+    ref_loss: float|None = None  # total loss of the first step
+    logger: Any = None  # a CSVLogger on rank 0
+    stopped: bool = False
+    last_saved: int = -1
+    @property
+    def ckpt_dir(self) -> Path: return self.run / 'checkpoints'
+
+# %% ../nbs/12_engine.ipynb #c109
+def save_loop(task: Task, loop: Loop, config: dict|None=None):
+    "Write a checkpoint of `task` at `loop.step` (rank 0, after gathering every rank's RNG state)."
+    di = task.dist
+    bad = nonfinite_tensors(task.model)
+    if any_rank(bool(bad))[0]:
+        raise DivergedError(f"non-finite weights or buffers at step {loop.step}: {', '.join(bad[:5]) or 'on another rank'}; "
+                            f"checkpoint not written, the last good one is kept (lower the learning rate)")
+    rngs = gather_objects(rng_state(task.generators))
+    if di.is_main:
+        st = training_state(task.model, task.optimizer, task.scheduler, getattr(task, 'scaler', None), loop.epoch,
+                            loop.step_in_epoch, loop.step, rngs, config, meters=loop.meters.state(), ref_loss=loop.ref_loss,
+                            task=task.state(), world_size=di.world_size, steps_per_epoch=task.steps_per_epoch,
+                            samples_in_epoch=loop.step_in_epoch * task.batch_size)
+        save_checkpoint(st, loop.ckpt_dir, loop.step, loop.tc.keep_last)
+    loop.last_saved = loop.step
+
+# %% ../nbs/12_engine.ipynb #c110
+def restore_loop(task: Task, loop: Loop) -> Loop:
+    "Load the newest good checkpoint of `loop.run` into `task` and `loop` (nothing to do without one)."
+    di = task.dist
+    state, path = load_latest_checkpoint(loop.ckpt_dir, move_bad=di.is_main)
+    if state is None: return loop
+    info = restore_training_state(state, task.model, task.optimizer, task.scheduler, getattr(task, 'scaler', None), path)
+    loop.epoch, loop.step_in_epoch, loop.step = info['epoch'], info['step_in_epoch'], info['global_step']
+    loop.meters, loop.ref_loss = Meters(info.get('meters'), task.sum_keys), info.get('ref_loss')
+    task.load_state(info.get('task') or {})
+    if len(info['rng']) == di.world_size and info.get('steps_per_epoch') == task.steps_per_epoch:
+        set_rng_state(info['rng'][di.rank], task.generators)
+    else: log.warning(f"{path}: saved by {len(info['rng'])} processes with {info.get('steps_per_epoch')} steps per epoch, "
+                      f"resumed on {di.world_size} with {task.steps_per_epoch}: the run continues, but not bit-exactly")
+    if di.is_main: log.info(f"resumed from {path} at epoch {loop.epoch}, step {loop.step}")
+    if loop.step_in_epoch >= task.steps_per_epoch: loop.epoch, loop.step_in_epoch = loop.epoch + 1, 0
+    return loop
+
+# %% ../nbs/12_engine.ipynb #c112
+def train_step(task: Task, loop: Loop, batch, net, stop_requested: bool) -> dict:
+    "One optimisation step; returns the rank-averaged values (loss terms and counts) of the step."
+    out = task.step(batch, net)
+    if not out['loss'].requires_grad:
+        raise ValueError(f"the loss of step {loop.step + 1} depends on no trainable weight (are all loss weights 0?)")
+    terms = {k: v.detach().float() for k, v in out.items()}
+    if (term := injected_fault(loop.step + 1, 'nan')) in terms: terms[term] = terms[term] * float('nan')
+    vals = dict(zip(terms, torch.stack(list(terms.values())).cpu().tolist()))
+    counts = task.counts(batch)
+    means, loop.stopped, summed = reduce_step(vals, loop.step + 1, stop_requested, tuple(counts.values()), task.dist.world_size)
+    if loop.ref_loss is None: loop.ref_loss = means['loss']
+    check_explosion(means['loss'], loop.ref_loss, loop.step + 1)
+    task.optimizer.zero_grad(set_to_none=True)
+    out['loss'].backward()
+    task.optimizer.step(); task.scheduler.step()
+    loop.step += 1; loop.step_in_epoch += 1
+    return {**means, **dict(zip(counts, summed))}
+
+# %% ../nbs/12_engine.ipynb #c114
+def log_window(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
+    "The `kind=step` row of the current log window (written on rank 0)."
+    row = {'kind': 'step', 'epoch': loop.epoch, 'step': loop.step, **loop.meters.pop_window(), 'lr': lr, **rate}
+    if loop.logger: loop.logger.log(row)
+    return row
+
+def log_epoch(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
+    "The `kind=epoch` row: the epoch's means, the task's end-of-epoch columns (e.g. validation)."
+    row = {'kind': 'epoch', 'epoch': loop.epoch, 'step': loop.step, **loop.meters.pop_epoch(), 'lr': lr,
+           'clips_per_s': rate['clips_per_s'], 'data_wait': rate['data_wait']}
+    row.update(task.end_epoch(loop))
+    for k, v in row.items():
+        if k.endswith('loss') and k != 'loss' and isinstance(v, float):
+            if not math.isfinite(v): raise DivergedError(f"{k} is {v} at step {loop.step}; stopped (lower the learning rate)")
+            check_explosion(v, loop.ref_loss, loop.step, what=k)
+    if loop.logger: loop.logger.log(row)
+    return row
+
+# %% ../nbs/12_engine.ipynb #c116
+def fit(task: Task, # what to train
+        run, # the run directory (see `RunDir`)
+        tc, # TrainConfig: log_every, ckpt_every, keep_last, compile
+        config: dict|None=None, # the run's config as a plain dict, stored in checkpoints
+       ) -> Loop:
+    "Train `task` in `run` from its newest good checkpoint (if any) to `task.last_step`; returns the final `Loop`."
+    di = task.dist
+    loop = restore_loop(task, Loop(Path(run), tc, meters=Meters(sum_keys=task.sum_keys)))
+    if task.is_complete(loop.run):
+        if di.is_main: log.info(f"{run} is already complete at step {loop.step}")
+        return loop
+    loop.logger = CSVLogger(loop.run / 'log.csv') if di.is_main else None
+    if loop.logger: loop.logger.truncate(loop.step)
+    net = task.model
+    if di.distributed:
+        net = nn.parallel.DistributedDataParallel(task.model, device_ids=[di.device.index] if di.device.type == 'cuda' else None)
+    net = maybe_compile(net, tc.compile)
+    try: _epochs(task, loop, net, config)
+    finally:
+        if loop.logger: loop.logger.close()
+    if loop.stopped:
+        barrier()
+        raise Preempted(f"stopped by a signal at step {loop.step}; checkpoint saved in {loop.ckpt_dir}; continue by "
+                        f"running the same command again (or with --resume {run})")
+    if loop.last_saved != loop.step and loop.step > 0: save_loop(task, loop, config)
+    task.finish(loop)
+    barrier()
+    return loop
+
+# %% ../nbs/12_engine.ipynb #c117
+def _epochs(task: Task, loop: Loop, net, config):
+    "The epochs of `fit`, from where `loop` stands."
+    tc, di = loop.tc, task.dist
+    start, tp = loop.step, Throughput(di.world_size)
+    bar = Progress(task.last_step - start, progress_enabled(di), type(task).__name__)
+    with StopSignal() as stop:
+        while loop.step < task.last_step and loop.epoch < task.epochs:
+            task.sampler.set_epoch(loop.epoch); task.sampler.skip(loop.step_in_epoch * task.batch_size)
+            task.model.train(); ep_tp = Throughput(di.world_size); tp.reset()
+            for batch in task.loader:
+                tp.batch_ready(); ep_tp.batch_ready()
+                lr = task.optimizer.param_groups[0]['lr']  # the rate this step uses
+                loop.meters.add(train_step(task, loop, batch, net, stop.requested))
+                tp.step_done(task.batch_size); ep_tp.step_done(task.batch_size)
+                last = loop.step == task.last_step
+                if loop.step % tc.log_every == 0 or last:
+                    row = log_window(task, loop, lr, tp.read())
+                    bar.update(loop.step - start - bar.n, **{k: v for k, v in row.items() if k in ('loss', 'acc')},
+                               **{'clips/s': row['clips_per_s'], 'wait': f"{100 * row['data_wait']:.0f}%"})
+                    task.after_log(loop)
+                end = loop.step_in_epoch == task.steps_per_epoch
+                if end or last:
+                    log_epoch(task, loop, lr, ep_tp.read()); task.model.train()
+                if (tc.ckpt_every and loop.step % tc.ckpt_every == 0) or end or last or loop.stopped:
+                    save_loop(task, loop, config)
+                signal_faults(loop.step)
+                if loop.stopped or loop.step >= task.last_step: break
+            if loop.stopped: break
+            if loop.step_in_epoch >= task.steps_per_epoch: loop.epoch, loop.step_in_epoch = loop.epoch + 1, 0
+    bar.close()
