@@ -63,9 +63,10 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4 (H.264 when av
             else: st.bit_rate = bit_rate
         st.width, st.height, st.pix_fmt = w, h, 'yuv420p'
         st.codec_context.gop_size = gop
-        st.codec_context.thread_count = 1  # frame-threaded x264 is not deterministic; one thread is, on any core count
-        for f in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')): out.mux(pkt)
+        st.codec_context.thread_count = 1  # output bytes independent of the core count
+        for f in frames:  # convert explicitly: PyAV's implicit rgb24 -> yuv420p feeds x264 nondeterministically
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24').reformat(format='yuv420p')
+            for pkt in st.encode(vf): out.mux(pkt)
         for pkt in st.encode(): out.mux(pkt)
     tmp.replace(path)
     return path
