@@ -13,7 +13,8 @@ from torch import nn
 from .core import LossConfig
 
 # %% auto #0
-__all__ = ['TERM_WEIGHTS', 'kd_loss', 'cosine_sim', 'speed_margin_loss', 'info_nce_loss', 'combine_losses', 'total_loss']
+__all__ = ['TERM_WEIGHTS', 'kd_loss', 'cosine_sim', 'speed_margin_loss', 'info_nce_loss', 'appearance_loss', 'combine_losses',
+           'total_loss']
 
 # %% ../nbs/10_losses.ipynb #c006
 def kd_loss(student_logits: torch.Tensor, # B×C×h×w parsing logits of the student (g_h output)
@@ -58,6 +59,17 @@ def info_nce_loss(q: torch.Tensor, # B×D appearance embeddings of the queries
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 # %% ../nbs/10_losses.ipynb #c024
+def appearance_loss(q: torch.Tensor, # B×D appearance embeddings g_a(z_c) of the anchors
+                    positives, # sequence of B×D key embeddings, each a positive (RSPNet: k⁺, k⁻)
+                    queue: torch.Tensor, # K×D unit-length negative keys, shared by all terms
+                    tau: float=0.07, # temperature τ
+                   ) -> torch.Tensor:
+    "L_a: the sum over positives of the InfoNCE term of eq. 6 against one queue (RSPNet sums two)."
+    positives = list(positives)
+    if not positives: raise ValueError("appearance_loss needs at least one positive key batch")
+    return sum(info_nce_loss(q, k, queue, tau) for k in positives)
+
+# %% ../nbs/10_losses.ipynb #c028
 TERM_WEIGHTS = {'kd': 'lambda_kd', 'motion': 'lambda_motion', 'app': 'lambda_app'}
 
 def combine_losses(terms: dict, # {'kd': L_KL, 'motion': L_m, 'app': L_a}; None or absent = 0

@@ -15,11 +15,11 @@ from torch import nn
 
 from .core import Config
 from .model import HCMTL
-from .losses import kd_loss, speed_margin_loss, info_nce_loss, combine_losses
+from .losses import kd_loss, speed_margin_loss, info_nce_loss, appearance_loss, combine_losses
 
 # %% auto #0
 __all__ = ['log', 'KEY_PARTS', 'is_distributed', 'world_size', 'gather_all', 'shuffle_batch', 'unshuffle_batch',
-           'round_queue_size', 'KeyEncoder', 'MoCoHCMTL', 'moco_stats']
+           'grouped_forward', 'round_queue_size', 'KeyEncoder', 'MoCoHCMTL', 'moco_stats']
 
 # %% ../nbs/11_moco.ipynb #c006
 log = logging.getLogger('hcmtl.moco')
@@ -57,6 +57,20 @@ def unshuffle_batch(y: torch.Tensor, idx_unshuffle) -> torch.Tensor:
     return yg[idx_unshuffle.view(dist.get_world_size(), -1)[dist.get_rank()]]
 
 # %% ../nbs/11_moco.ipynb #c009
+@torch.no_grad()
+def grouped_forward(fn, # module or function applied to each group (its outputs: a tensor or a tuple of them)
+                    x: torch.Tensor, # the key batch
+                    groups: int, # groups, each normalised on its own
+                    generator: torch.Generator|None=None, # CPU generator of the permutation
+                   ):
+    "Shuffle-BN on one process: `fn` on `groups` random groups of `x` separately, outputs back in the batch order."
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
+    outs = [fn(c) for c in x[perm].chunk(groups)]
+    inv = torch.argsort(perm)
+    if isinstance(outs[0], tuple): return tuple(torch.cat(o)[inv] for o in zip(*outs))
+    return torch.cat(outs)[inv]
+
+# %% ../nbs/11_moco.ipynb #c013
 def round_queue_size(queue_size: int, # K asked for (`loss.queue_size`)
                      global_batch: int, # batch size per process × processes
                     ) -> int:
@@ -68,7 +82,7 @@ def round_queue_size(queue_size: int, # K asked for (`loss.queue_size`)
                     "the queue holds %d keys instead", queue_size, global_batch, k)
     return k
 
-# %% ../nbs/11_moco.ipynb #c012
+# %% ../nbs/11_moco.ipynb #c016
 KEY_PARTS = ('low_encoder', 'contrast_encoder', 'motion_head', 'appearance_head')
 
 class KeyEncoder(nn.Module):
@@ -82,7 +96,7 @@ class KeyEncoder(nn.Module):
         z = self.contrast_encoder(self.low_encoder(x))
         return self.motion_head(z), self.appearance_head(z)
 
-# %% ../nbs/11_moco.ipynb #c014
+# %% ../nbs/11_moco.ipynb #c018
 class MoCoHCMTL(nn.Module):
     "HCMTL + momentum key encoder + queue: forward(q, k_pos, k_neg, teacher_probs) -> dict(loss, kd, motion, app)."
     def __init__(self, cfg: Config, # full config: model, loss (λ, γ, τ, K, m, shuffle_bn), pretrain.batch_size
@@ -97,6 +111,10 @@ class MoCoHCMTL(nn.Module):
         self.queue_size = round_queue_size(cfg.loss.queue_size, cfg.pretrain.batch_size * world_size())
         self.register_buffer('queue', F.normalize(torch.randn(self.queue_size, cfg.model.emb_dim), dim=1))
         self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
+        if not cfg.loss.shuffle_bn:
+            log.warning("loss.shuffle_bn=False: the key encoder's batch norm sees each key batch as a whole, so the "
+                        "appearance task can match queries and keys through batch statistics; set loss.shuffle_bn=true "
+                        "(emulated with loss.shuffle_bn_groups on one process) unless the model has no batch norm")
 
     def trainable_parameters(self):
         "The parameters the optimiser updates (the query model's)."
@@ -112,11 +130,15 @@ class MoCoHCMTL(nn.Module):
 
     @torch.no_grad()
     def key_forward(self, x) -> tuple:
-        "(motion, appearance) key embeddings of a clip batch, with shuffle-BN when enabled."
-        if self.cfg.loss.shuffle_bn:
+        "(motion, appearance) key embeddings of a clip batch, with shuffle-BN (across ranks, or emulated) when enabled."
+        lc = self.cfg.loss
+        if lc.shuffle_bn and is_distributed():
             xs, idx = shuffle_batch(x)
             km, ka = self.key_encoder(xs)
             return unshuffle_batch(km, idx), unshuffle_batch(ka, idx)
+        groups = min(lc.shuffle_bn_groups, len(x) // 2)  # at least two clips per group: BN of one clip is not BN
+        if lc.shuffle_bn and groups > 1 and not is_distributed():
+            return grouped_forward(self.key_encoder, x, groups)
         return self.key_encoder(x)
 
     @torch.no_grad()
@@ -140,16 +162,17 @@ class MoCoHCMTL(nn.Module):
             raise ValueError(f"variant {self.variant!r} distils the parsing teacher: pass teacher_probs (B×C×h×w)")
         if self.training: self.momentum_update()
         pos_m, pos_a = self.key_forward(k_pos)
-        neg_m, _ = self.key_forward(k_neg)
+        neg_m, neg_a = self.key_forward(k_neg)
         out = self.model(q, parse=use_kd)
         kd = kd_loss(out['parsing'], teacher_probs) if use_kd else out['motion'].new_zeros((), dtype=torch.float32)
         motion = speed_margin_loss(out['motion'], pos_m, neg_m, lc.margin, lc.tau)
-        app = info_nce_loss(out['appearance'], pos_a, self.queue.clone(), lc.tau)
+        positives = [pos_a, neg_a] if lc.app_positives == 2 else [pos_a]
+        app = appearance_loss(out['appearance'], positives, self.queue.clone(), lc.tau)
         loss = combine_losses(dict(kd=kd if use_kd else None, motion=motion, app=app), lc)
-        if self.training: self.enqueue(pos_a)
+        if self.training: self.enqueue(neg_a if lc.enqueue == 'k_neg' else pos_a)
         return dict(loss=loss, kd=kd, motion=motion, app=app)
 
-# %% ../nbs/11_moco.ipynb #c028
+# %% ../nbs/11_moco.ipynb #c034
 def moco_stats(cfg: Config, # config whose model to count
                clip_shape=None, # (T, H, W); None = (cfg.data.clip_len, size, size)
               ) -> dict:
