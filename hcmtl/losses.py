@@ -13,10 +13,15 @@ from torch import nn
 from .core import LossConfig
 
 # %% auto #0
-__all__ = ['TERM_WEIGHTS', 'kd_loss', 'cosine_sim', 'speed_margin_loss', 'info_nce_loss', 'appearance_loss', 'combine_losses',
-           'total_loss']
+__all__ = ['TERM_WEIGHTS', 'fp32_region', 'kd_loss', 'cosine_sim', 'speed_margin_loss', 'info_nce_loss', 'appearance_loss',
+           'combine_losses', 'total_loss']
 
-# %% ../nbs/10_losses.ipynb #c006
+# %% ../nbs/10_losses.ipynb #c005
+def fp32_region(x: torch.Tensor):
+    "A context in which autocast is off on `x`'s device: the ops inside run in the dtype of their inputs."
+    return torch.autocast(x.device.type, enabled=False)
+
+# %% ../nbs/10_losses.ipynb #c008
 def kd_loss(student_logits: torch.Tensor, # B×C×h×w parsing logits of the student (g_h output)
             teacher_probs: torch.Tensor, # B×C×h'×w' softmax maps F_t of the teacher
            ) -> torch.Tensor:
@@ -24,16 +29,17 @@ def kd_loss(student_logits: torch.Tensor, # B×C×h×w parsing logits of the stu
     if student_logits.dim() != 4 or teacher_probs.dim() != 4 or student_logits.shape[:2] != teacher_probs.shape[:2]:
         raise ValueError(f"kd_loss needs B×C×h×w maps with the same B and C; got student {tuple(student_logits.shape)}, "
                          f"teacher {tuple(teacher_probs.shape)}")
-    t = teacher_probs.float()
-    if t.shape[-2:] != student_logits.shape[-2:]:
-        t = F.interpolate(t, size=student_logits.shape[-2:], mode='bilinear', align_corners=False)
-    log_f_h = F.log_softmax(student_logits.float(), dim=1)
-    return -(t * log_f_h).sum(1).mean()
+    with fp32_region(student_logits):
+        t = teacher_probs.float()
+        if t.shape[-2:] != student_logits.shape[-2:]:
+            t = F.interpolate(t, size=student_logits.shape[-2:], mode='bilinear', align_corners=False)
+        log_f_h = F.log_softmax(student_logits.float(), dim=1)
+        return -(t * log_f_h).sum(1).mean()
 
-# %% ../nbs/10_losses.ipynb #c014
+# %% ../nbs/10_losses.ipynb #c016
 def cosine_sim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     "Row-wise cosine similarity of two B×D batches, in float32."
-    return (F.normalize(a.float(), dim=1) * F.normalize(b.float(), dim=1)).sum(1)
+    with fp32_region(a): return (F.normalize(a.float(), dim=1) * F.normalize(b.float(), dim=1)).sum(1)
 
 def speed_margin_loss(anchor: torch.Tensor, # B×D motion embeddings g_m(z_c) of the anchors
                       pos: torch.Tensor, # B×D embeddings of clips at the same speed (positives)
@@ -43,22 +49,23 @@ def speed_margin_loss(anchor: torch.Tensor, # B×D motion embeddings g_m(z_c) of
                      ) -> torch.Tensor:
     "L_m of eq. 6: mean of max(0, γ − (d⁺ − d⁻)), d = cosine similarity / τ."
     d_pos, d_neg = cosine_sim(anchor, pos) / tau, cosine_sim(anchor, neg) / tau
-    return F.relu(margin - (d_pos - d_neg)).mean()
+    with fp32_region(anchor): return F.relu(margin - (d_pos - d_neg)).mean()
 
-# %% ../nbs/10_losses.ipynb #c019
+# %% ../nbs/10_losses.ipynb #c021
 def info_nce_loss(q: torch.Tensor, # B×D appearance embeddings of the queries
                   k: torch.Tensor, # B×D embeddings of their positive keys
                   queue: torch.Tensor, # K×D unit-length negative keys
                   tau: float=0.07, # temperature τ
                  ) -> torch.Tensor:
     "L_a of eq. 6: −log(q⁺ / (q⁺ + Σ_n q⁻_n)), q = exp(cos / τ), averaged over the batch."
-    qn, kn = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
-    l_pos = (qn * kn).sum(1, keepdim=True)
-    l_neg = qn @ queue.float().t()
-    logits = torch.cat([l_pos, l_neg], 1) / tau
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    with fp32_region(q):
+        qn, kn = F.normalize(q.float(), dim=1), F.normalize(k.float(), dim=1)
+        l_pos = (qn * kn).sum(1, keepdim=True)
+        l_neg = qn @ queue.float().t()
+        logits = torch.cat([l_pos, l_neg], 1) / tau
+        return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
-# %% ../nbs/10_losses.ipynb #c024
+# %% ../nbs/10_losses.ipynb #c026
 def appearance_loss(q: torch.Tensor, # B×D appearance embeddings g_a(z_c) of the anchors
                     positives, # sequence of B×D key embeddings, each a positive (RSPNet: k⁺, k⁻)
                     queue: torch.Tensor, # K×D unit-length negative keys, shared by all terms
@@ -69,7 +76,7 @@ def appearance_loss(q: torch.Tensor, # B×D appearance embeddings g_a(z_c) of th
     if not positives: raise ValueError("appearance_loss needs at least one positive key batch")
     return sum(info_nce_loss(q, k, queue, tau) for k in positives)
 
-# %% ../nbs/10_losses.ipynb #c028
+# %% ../nbs/10_losses.ipynb #c030
 TERM_WEIGHTS = {'kd': 'lambda_kd', 'motion': 'lambda_motion', 'app': 'lambda_app'}
 
 def combine_losses(terms: dict, # {'kd': L_KL, 'motion': L_m, 'app': L_a}; None or absent = 0
