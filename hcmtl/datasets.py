@@ -1,4 +1,4 @@
-"""Kinetics-400, UCF101 and HMDB51 split readers, a grouped validation split, map-style clip datasets and a video health check.
+"""Kinetics-400, UCF101 and HMDB51 split readers (official split folders and mmaction2's annotation lists), a grouped validation split, map-style clip datasets and a video health check.
 
 Docs: https://hcmtl.github.io/hcmtl/nbs/datasets.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/datasets.html.md"""
 
 # %% ../nbs/05_datasets.ipynb #c002
 from __future__ import annotations
-import abc, argparse, csv, logging, os, re, shutil, sys, tempfile, time
+import abc, argparse, csv, json, logging, os, re, sys, tempfile, time
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -14,17 +14,20 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from fastcore.basics import patch
 
-from .video import VIDEO_EXTS, VideoDecodeError, video_meta, read_frames, probe_video, clear_meta_cache
+from .video import (VIDEO_EXTS, BACKENDS, DEFAULT_BACKEND, VideoDecodeError, video_meta, read_frames, probe_video,
+                         walk_files)
 from .sampling import random_clip_indices, window_indices, evenly_spaced_clips
 from .transforms import random_crop_params, center_crop_params, apply_crop, frames_to_clip
 
 # %% auto #0
 __all__ = ['logger', 'UCF101_NUM_CLASSES', 'UCF101_SPLIT_SIZES', 'HMDB51_NUM_CLASSES', 'HMDB51_PER_CLASS',
-           'KINETICS400_NUM_CLASSES', 'VideoItem', 'DatasetSplit', 'DiskIndex', 'claims_official', 'read_ucf101',
-           'read_hmdb51', 'read_kinetics', 'carve_val', 'build_splits', 'Blacklist', 'write_blacklist',
-           'drop_blacklisted', 'VideoDatasetBase', 'SpeedPairDataset', 'ClipDataset', 'VideoClipsDataset',
-           'find_videos', 'check_videos', 'check_videos_cli', 'benchmark_decoding']
+           'KINETICS400_NUM_CLASSES', 'MMACTION_LISTS', 'MMACTION_VIDEOS', 'VideoItem', 'DatasetSplit', 'DiskIndex',
+           'claims_official', 'check_split', 'read_class_index', 'read_ucf101', 'read_hmdb51', 'read_kinetics',
+           'find_mmaction_lists', 'read_mmaction', 'carve_val', 'build_splits', 'Blacklist', 'write_blacklist',
+           'drop_blacklisted', 'VideoDatasetBase', 'unreadable_in', 'SpeedPairDataset', 'ClipDataset',
+           'VideoClipsDataset', 'preset_window', 'find_videos', 'check_videos', 'check_videos_cli']
 
 # %% ../nbs/05_datasets.ipynb #c005
 logger = logging.getLogger('hcmtl.datasets')
@@ -80,11 +83,15 @@ def _subdir(root: Path, names, what: str) -> Path:
         if (root / n).is_dir(): return root / n
     raise FileNotFoundError(f"no {what} folder under {root} (looked for {', '.join(names)})")
 
+def _shown(names: list, k: int=5) -> str:
+    "The first `k` names, comma-separated, with '...' when there are more."
+    return ', '.join(map(str, names[:k])) + (', ...' if len(names) > k else '')
+
+# %% ../nbs/05_datasets.ipynb #c011
 def _report_missing(split_file, missing: list, total: int, where, mode: str):
     "Warn (or raise) about videos a split file lists that are not on disk."
     if not missing: return
-    shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-    msg = f"{split_file}: {len(missing)} of {total} listed videos are missing under {where}: {shown}"
+    msg = f"{split_file}: {len(missing)} of {total} listed videos are missing under {where}: {_shown(missing)}"
     if mode == 'raise': raise FileNotFoundError(msg)
     if mode == 'warn': logger.warning(msg)
 
@@ -95,18 +102,36 @@ def claims_official(num_classes: int, # classes in the split
     "Whether a split should be checked against the official numbers (≥ half the official classes)."
     return official if official is not None else 2 * num_classes >= official_classes
 
-# %% ../nbs/05_datasets.ipynb #c013
-def read_ucf101(root, # dataset root holding UCF-101/ and ucfTrainTestlist/
-                fold: int=1, # official split 1, 2 or 3
-                official: bool|None=None, # compare with the official counts; None = when ≥ 51 classes
-                missing: str='warn', # listed videos absent on disk: 'warn' (and drop), 'raise' or 'ignore' (drop)
-               ) -> DatasetSplit:
-    "Parse UCF101's official split `fold` into train/test VideoItems."
-    root = Path(root).absolute()
-    if fold not in (1, 2, 3): raise ValueError(f"UCF101 folds are 1, 2 or 3, got {fold}")
-    lists = _subdir(root, ['ucfTrainTestlist'], 'UCF101 split list')
-    videos = _subdir(root, ['UCF-101', 'UCF101', 'videos'], 'UCF101 video')
-    cind = lists / 'classInd.txt'
+# %% ../nbs/05_datasets.ipynb #c014
+def _dedupe(items: list) -> tuple:
+    "(items without repeated paths, the repeated paths)."
+    seen, out, dup = set(), [], []
+    for i in items:
+        if i.path in seen: dup.append(i.path)
+        else: seen.add(i.path); out.append(i)
+    return out, dup
+
+def check_split(train: list, # VideoItems of the training list
+                test: list, # VideoItems of the test list
+                where, # the split files or folder, for the message
+                strict: bool=False, # raise instead of warning (the split claims to be official)
+                root=None, # paths are shown relative to this folder
+               ) -> tuple:
+    "(train, test) without repeats and without test videos in train; warns, or raises when `strict`."
+    rel = lambda ps: [os.path.relpath(p, root) if root else p for p in ps]
+    (train, d_tr), (test, d_te) = _dedupe(train), _dedupe(test)
+    both = sorted({i.path for i in train} & {i.path for i in test})
+    problems = [f"{len(d)} videos listed twice in the {n} list: {_shown(rel(d))}" for n, d in (('training', d_tr), ('test', d_te)) if d]
+    if both: problems.append(f"{len(both)} videos in both the training and the test list: {_shown(rel(both))}")
+    if not problems: return train, test
+    msg = f"{where}: " + '; '.join(problems)
+    if strict: raise ValueError(msg + ". The official split has neither: restore the official split files")
+    logger.warning(msg + " (repeats dropped, test videos removed from training)")
+    return [i for i in train if i.path not in set(both)], test
+
+# %% ../nbs/05_datasets.ipynb #c017
+def read_class_index(cind: Path) -> list:
+    "Class names of a UCF101-style `classInd.txt` (`<1-based id> <name>` lines), in id order."
     classes = {}
     for ln, line in enumerate(_lines(cind), 1):
         parts = line.split()
@@ -114,47 +139,121 @@ def read_ucf101(root, # dataset root holding UCF-101/ and ucfTrainTestlist/
         classes[int(parts[0])] = parts[1]
     if sorted(classes) != list(range(1, len(classes) + 1)):
         raise ValueError(f"{cind}: class ids must be 1..{len(classes)} without gaps")
-    names = [classes[i] for i in range(1, len(classes) + 1)]
-    lookup = {n.lower(): i for i, n in enumerate(names)}
-    index = DiskIndex(videos)
-    absent, counts = [], {}
+    return [classes[i] for i in range(1, len(classes) + 1)]
 
-    def parse(split_file, labelled):
-        items, gone, lines = [], [], _lines(split_file)
-        for ln, line in enumerate(lines, 1):
-            parts = line.split()
-            rel = parts[0].replace('\\', '/')
-            label = lookup.get(rel.split('/')[0].lower())
-            if label is None:
-                m = re.match(r'v_(.+?)_g\d+_c\d+', Path(rel).stem)
-                label = lookup.get(m.group(1).lower()) if m else None
-            if label is None: raise ValueError(f"{split_file}:{ln}: the class of {rel!r} is not in {cind}")
-            if labelled and len(parts) > 1 and int(parts[1]) - 1 != label:
-                raise ValueError(f"{split_file}:{ln}: class id {parts[1]} does not match the folder of {rel!r}")
-            g = re.search(r'_g(\d+)_c\d+', rel)
-            path = index.find(rel)
-            if path is None: gone.append(rel); continue
-            items.append(VideoItem(path, label, f"g{int(g.group(1)):02d}" if g else None))
-        _report_missing(split_file, gone, len(lines), videos, missing)
-        absent.extend(gone)
-        return items, len(lines), Counter(i.label for i in items)
+def _ucf_group(rel: str) -> str|None:
+    "The group 'gXX' of a UCF101 file name, or None."
+    g = re.search(r'_g(\d+)_c\d+', rel)
+    return f"g{int(g.group(1)):02d}" if g else None
 
-    train, n_train, c_train = parse(lists / f'trainlist0{fold}.txt', True)
-    test, n_test, c_test = parse(lists / f'testlist0{fold}.txt', False)
-    empty = [names[c] for c in range(len(names)) if not c_train[c] or not c_test[c]]
-    if empty and (train or test):
-        logger.warning("%s fold %d: %d classes have no training or no test video on disk: %s", lists, fold,
-                       len(empty), ', '.join(empty[:5]))
-    if claims_official(len(names), UCF101_NUM_CLASSES, official):
-        if len(names) != UCF101_NUM_CLASSES:
-            logger.warning("%s: %d classes, the official UCF101 has %d", cind, len(names), UCF101_NUM_CLASSES)
-        if (n_train, n_test) != UCF101_SPLIT_SIZES[fold]:
-            logger.warning("%s: fold %d lists %d train / %d test videos; the official split has %d / %d",
-                           lists, fold, n_train, n_test, *UCF101_SPLIT_SIZES[fold])
-    return DatasetSplit(train, test, names, tuple(absent))
+# %% ../nbs/05_datasets.ipynb #c019
+def _ucf_class(rel: str, lookup: dict) -> int|None:
+    "The class index of a UCF101 relative path, from its folder or its file name."
+    label = lookup.get(rel.split('/')[0].lower())
+    if label is None:
+        m = re.match(r'v_(.+?)_g\d+_c\d+', Path(rel).stem)
+        label = lookup.get(m.group(1).lower()) if m else None
+    return label
+
+def _ucf_list(split_file: Path, labelled: bool, lookup: dict, index: DiskIndex, cind: Path) -> tuple:
+    "(VideoItems on disk, relative paths missing, lines) of one UCF101 list file."
+    items, gone, lines = [], [], _lines(split_file)
+    for ln, line in enumerate(lines, 1):
+        parts = line.split()
+        rel = parts[0].replace('\\', '/')
+        label = _ucf_class(rel, lookup)
+        if label is None: raise ValueError(f"{split_file}:{ln}: the class of {rel!r} is not in {cind}")
+        if labelled and len(parts) > 1 and int(parts[1]) - 1 != label:
+            raise ValueError(f"{split_file}:{ln}: class id {parts[1]} does not match the folder of {rel!r}")
+        path = index.find(rel)
+        if path is None: gone.append(rel)
+        else: items.append(VideoItem(path, label, _ucf_group(rel)))
+    return items, gone, lines
 
 # %% ../nbs/05_datasets.ipynb #c021
-def read_hmdb51(root, # dataset root holding videos/ (or hmdb51_org/) and testTrainMulti_7030_splits/
+def _ucf_official_counts(lists: Path, cind: Path, names: list, fold: int, n_train: int, n_test: int):
+    "Warn where a set that claims to be UCF101 differs from the official class count or fold sizes."
+    if len(names) != UCF101_NUM_CLASSES:
+        logger.warning("%s: %d classes, the official UCF101 has %d", cind, len(names), UCF101_NUM_CLASSES)
+    if (n_train, n_test) != UCF101_SPLIT_SIZES[fold]:
+        logger.warning("%s: fold %d lists %d train / %d test videos; the official split has %d / %d",
+                       lists, fold, n_train, n_test, *UCF101_SPLIT_SIZES[fold])
+
+def _empty_classes(where, fold: int, names: list, train: list, test: list):
+    "Warn about classes without a training or a test video on disk."
+    c_train, c_test = Counter(i.label for i in train), Counter(i.label for i in test)
+    empty = [names[c] for c in range(len(names)) if not c_train[c] or not c_test[c]]
+    if empty and (train or test):
+        logger.warning("%s fold %d: %d classes have no training or no test video on disk: %s", where, fold, len(empty), _shown(empty))
+
+# %% ../nbs/05_datasets.ipynb #c022
+def read_ucf101(root, # dataset root holding UCF-101/ and ucfTrainTestlist/ (or mmaction2's videos/ and lists)
+                fold: int=1, # official split 1, 2 or 3
+                official: bool|None=None, # compare with the official counts; None = when ≥ 51 classes
+                missing: str='warn', # listed videos absent on disk: 'warn' (and drop), 'raise' or 'ignore' (drop)
+               ) -> DatasetSplit:
+    "Parse UCF101's official split `fold` into train/test VideoItems."
+    root = Path(root).absolute()
+    if fold not in (1, 2, 3): raise ValueError(f"UCF101 folds are 1, 2 or 3, got {fold}")
+    if not (root / 'ucfTrainTestlist').is_dir() and find_mmaction_lists(root, 'ucf101', fold):
+        return read_mmaction(root, 'ucf101', fold, official, missing)
+    lists = _subdir(root, ['ucfTrainTestlist'], 'UCF101 split list')
+    videos = _subdir(root, ['UCF-101', 'UCF101', 'videos'], 'UCF101 video')
+    cind = lists / 'classInd.txt'
+    names = read_class_index(cind)
+    lookup, index, absent, out = {n.lower(): i for i, n in enumerate(names)}, DiskIndex(videos), [], []
+    for f, labelled in ((lists / f'trainlist0{fold}.txt', True), (lists / f'testlist0{fold}.txt', False)):
+        items, gone, lines = _ucf_list(f, labelled, lookup, index, cind)
+        _report_missing(f, gone, len(lines), videos, missing)
+        absent.extend(gone); out.append((items, len(lines)))
+    (train, n_train), (test, n_test) = out
+    strict = claims_official(len(names), UCF101_NUM_CLASSES, official)
+    train, test = check_split(train, test, f"{lists} fold {fold}", strict, videos)
+    _empty_classes(lists, fold, names, train, test)
+    if strict: _ucf_official_counts(lists, cind, names, fold, n_train, n_test)
+    return DatasetSplit(train, test, names, tuple(absent))
+
+# %% ../nbs/05_datasets.ipynb #c032
+def _hmdb_class_files(splits: Path, videos: Path, fold: int) -> dict:
+    "{class: split file of `fold`}, sorted by class; an error naming any class file that is missing."
+    suffix = f'_test_split{fold}.txt'
+    found = {f.name[:-len(suffix)]: f for f in splits.iterdir() if f.name.endswith(suffix)}
+    if not found: raise FileNotFoundError(f"no *{suffix} files in {splits}")
+    known = {m.group(1) for f in splits.iterdir() if (m := re.fullmatch(r'(.+)_test_split[123]\.txt', f.name))}
+    known |= {d.name for d in videos.iterdir() if d.is_dir()}
+    lost = sorted(known - set(found))
+    if lost: raise FileNotFoundError(
+        f"{splits}: {len(lost)} classes have videos or other folds but no fold-{fold} split file: "
+        f"{_shown([str(splits / (c + suffix)) for c in lost])}; without it the class would be dropped and later "
+        f"labels shifted. Restore the file (or remove the class's folder from {videos} and its other split files)")
+    return {n: found[n] for n in sorted(found)}  # by class name: 'climb' before 'climb_stairs'
+
+# %% ../nbs/05_datasets.ipynb #c034
+def _hmdb_list(f: Path, name: str, label: int, index: DiskIndex) -> tuple:
+    "(train, test, missing, (n_train, n_test)) of one HMDB51 class split file."
+    train, test, gone, n = [], [], [], [0, 0]
+    for ln, line in enumerate(_lines(f), 1):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in ('0', '1', '2'):
+            raise ValueError(f"{f}:{ln}: expected '<video> <0|1|2>', got {line!r}")
+        if parts[1] == '0': continue
+        n[int(parts[1]) - 1] += 1
+        rel = f"{name}/{parts[0]}"
+        path = index.find(rel)
+        if path is None: gone.append(rel)
+        else: (train if parts[1] == '1' else test).append(VideoItem(path, label, None))
+    return train, test, gone, tuple(n)
+
+def _hmdb_official_counts(splits: Path, fold: int, counts: dict):
+    "Warn where a set that claims to be HMDB51 differs from the official class count or per-class sizes."
+    if len(counts) != HMDB51_NUM_CLASSES:
+        logger.warning("%s: %d classes in fold %d, the official HMDB51 has %d", splits, len(counts), fold, HMDB51_NUM_CLASSES)
+    odd = [f"{k} {a}/{b}" for k, (a, b) in counts.items() if (a, b) != HMDB51_PER_CLASS]
+    if odd: logger.warning("%s fold %d: %d classes differ from the official %d train / %d test videos: %s", splits, fold,
+                           len(odd), *HMDB51_PER_CLASS, _shown(odd))
+
+# %% ../nbs/05_datasets.ipynb #c035
+def read_hmdb51(root, # dataset root holding videos/ (or hmdb51_org/) and testTrainMulti_7030_splits/ (or mmaction2's lists)
                 fold: int=1, # official split 1, 2 or 3
                 official: bool|None=None, # compare with the official counts; None = when ≥ 26 classes
                 missing: str='warn', # listed videos absent on disk: 'warn' (and drop), 'raise' or 'ignore' (drop)
@@ -162,44 +261,57 @@ def read_hmdb51(root, # dataset root holding videos/ (or hmdb51_org/) and testTr
     "Parse HMDB51's official split `fold` into train/test VideoItems."
     root = Path(root).absolute()
     if fold not in (1, 2, 3): raise ValueError(f"HMDB51 folds are 1, 2 or 3, got {fold}")
+    if not (root / 'testTrainMulti_7030_splits').is_dir() and find_mmaction_lists(root, 'hmdb51', fold):
+        return read_mmaction(root, 'hmdb51', fold, official, missing)
     splits = _subdir(root, ['testTrainMulti_7030_splits'], 'HMDB51 split list')
     videos = _subdir(root, ['videos', 'hmdb51_org'], 'HMDB51 video')
-    suffix = f'_test_split{fold}.txt'
-    found = {f.name[:-len(suffix)]: f for f in splits.iterdir() if f.name.endswith(suffix)}
-    if not found: raise FileNotFoundError(f"no *{suffix} files in {splits}")
-    names = sorted(found)  # by class name: 'climb' before 'climb_stairs' (file names sort the other way)
-    files = [found[n] for n in names]
-    index = DiskIndex(videos)
+    files, index = _hmdb_class_files(splits, videos, fold), DiskIndex(videos)
     train, test, absent, counts = [], [], [], {}
-    for label, (name, f) in enumerate(zip(names, files)):
-        gone, n = [], [0, 0]
-        lines = _lines(f)
-        for ln, line in enumerate(lines, 1):
-            parts = line.split()
-            if len(parts) != 2 or parts[1] not in ('0', '1', '2'):
-                raise ValueError(f"{f}:{ln}: expected '<video> <0|1|2>', got {line!r}")
-            if parts[1] == '0': continue
-            n[int(parts[1]) - 1] += 1
-            rel = f"{name}/{parts[0]}"
-            path = index.find(rel)
-            if path is None: gone.append(rel); continue
-            (train if parts[1] == '1' else test).append(VideoItem(path, label, None))
-        _report_missing(f, gone, sum(n), videos, missing)
-        absent.extend(gone); counts[name] = tuple(n)
-    if claims_official(len(names), HMDB51_NUM_CLASSES, official):
-        if len(names) != HMDB51_NUM_CLASSES:
-            logger.warning("%s: %d classes in fold %d, the official HMDB51 has %d", splits, len(names), fold, HMDB51_NUM_CLASSES)
-        odd = [f"{k} {a}/{b}" for k, (a, b) in counts.items() if (a, b) != HMDB51_PER_CLASS]
-        if odd:
-            logger.warning("%s fold %d: %d classes differ from the official %d train / %d test videos: %s", splits, fold,
-                           len(odd), *HMDB51_PER_CLASS, ', '.join(odd[:5]) + (', ...' if len(odd) > 5 else ''))
-    return DatasetSplit(train, test, names, tuple(absent))
+    for label, (name, f) in enumerate(files.items()):
+        tr, te, gone, counts[name] = _hmdb_list(f, name, label, index)
+        _report_missing(f, gone, sum(counts[name]), videos, missing)
+        train += tr; test += te; absent += gone
+    strict = claims_official(len(files), HMDB51_NUM_CLASSES, official)
+    train, test = check_split(train, test, f"{splits} fold {fold}", strict, videos)
+    if strict: _hmdb_official_counts(splits, fold, counts)
+    return DatasetSplit(train, test, list(files), tuple(absent))
 
-# %% ../nbs/05_datasets.ipynb #c024
+# %% ../nbs/05_datasets.ipynb #c040
+def _kinetics_csv(root: Path, split, missing: str) -> tuple:
+    "(items, class names, missing rows) of a Kinetics csv of `path,label` rows."
+    csv_path = Path(split) if Path(split).is_file() else root / split
+    if not csv_path.is_file(): raise FileNotFoundError(f"Kinetics csv not found: {split} (also looked in {root})")
+    rows = [r for r in csv.reader(_lines(csv_path)) if r]
+    if rows and rows[0][0].strip().lower() == 'path': rows = rows[1:]
+    for k, r in enumerate(rows):
+        if len(r) < 2: raise ValueError(f"{csv_path}: row {k + 1} needs 'path,label', got {r}")
+    labels = [r[1].strip() for r in rows]
+    numeric = all(l.isdigit() for l in labels)
+    names = [str(i) for i in range(max(map(int, labels)) + 1)] if numeric and labels else sorted(set(labels))
+    lookup, items, gone = {n: i for i, n in enumerate(names)}, [], []
+    for r, l in zip(rows, labels):
+        p = Path(r[0].strip()); p = p if p.is_absolute() else root / p
+        if p.is_file(): items.append(VideoItem(str(p), lookup[l], None))
+        else: gone.append(r[0].strip())
+    _report_missing(csv_path, gone, len(rows), root, missing)
+    items, _ = check_split(items, [], csv_path)
+    return items, names, gone
+
+# %% ../nbs/05_datasets.ipynb #c042
 def _videos_in(folder: Path) -> list:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
 
-def read_kinetics(root, # dataset root holding train/ (and val/) class folders
+def _kinetics_folders(root: Path, split: str) -> tuple:
+    "(train items, val items, class names) of Kinetics class folders."
+    tr = root / split
+    if not tr.is_dir(): raise FileNotFoundError(f"Kinetics split folder not found: {tr}")
+    val = root / 'val' if split == 'train' and (root / 'val').is_dir() else None
+    names = sorted({c.name for d in [tr, val] if d is not None for c in d.iterdir() if c.is_dir()})
+    lookup = {n: i for i, n in enumerate(names)}
+    read = lambda d: [VideoItem(str(p), lookup[c.name], None) for c in sorted(d.iterdir()) if c.is_dir() for p in _videos_in(c)]
+    return read(tr), (read(val) if val else []), names
+
+def read_kinetics(root, # dataset root holding train/ (and val/) class folders, or mmaction2's lists
                   split: str='train', # sub-folder to read, or a csv file of `path,label` rows
                   official: bool|None=None, # compare with the official class count; None = when ≥ 200 classes
                   missing: str='warn', # csv rows whose file is absent: 'warn' (and drop), 'raise' or 'ignore' (drop)
@@ -207,37 +319,80 @@ def read_kinetics(root, # dataset root holding train/ (and val/) class folders
     "Read Kinetics-style class folders (train = `split`, test = val/) or a csv into VideoItems."
     root = Path(root).absolute()
     if str(split).lower().endswith('.csv'):
-        csv_path = Path(split) if Path(split).is_file() else root / split
-        if not csv_path.is_file(): raise FileNotFoundError(f"Kinetics csv not found: {split} (also looked in {root})")
-        rows = [r for r in csv.reader(_lines(csv_path)) if r]
-        if rows and rows[0][0].strip().lower() == 'path': rows = rows[1:]
-        for k, r in enumerate(rows):
-            if len(r) < 2: raise ValueError(f"{csv_path}: row {k + 1} needs 'path,label', got {r}")
-        labels = [r[1].strip() for r in rows]
-        numeric = all(l.isdigit() for l in labels)
-        names = [str(i) for i in range(max(map(int, labels)) + 1)] if numeric and labels else sorted(set(labels))
-        lookup = {n: i for i, n in enumerate(names)}
-        items, gone = [], []
-        for r, l in zip(rows, labels):
-            p = Path(r[0].strip()); p = p if p.is_absolute() else root / p
-            if p.is_file(): items.append(VideoItem(str(p), lookup[l], None))
-            else: gone.append(r[0].strip())
-        _report_missing(csv_path, gone, len(rows), root, missing)
-        train, test, absent = items, [], gone
-    else:
-        tr = root / split
-        if not tr.is_dir(): raise FileNotFoundError(f"Kinetics split folder not found: {tr}")
-        val = root / 'val' if split == 'train' and (root / 'val').is_dir() else None
-        folders = [d for d in [tr, val] if d is not None]
-        names = sorted({c.name for d in folders for c in d.iterdir() if c.is_dir()})
-        lookup = {n: i for i, n in enumerate(names)}
-        read = lambda d: [VideoItem(str(p), lookup[c.name], None) for c in sorted(d.iterdir()) if c.is_dir() for p in _videos_in(c)]
-        train, test, absent = read(tr), (read(val) if val else []), []
+        (train, names, absent), test = _kinetics_csv(root, split, missing), []
+    elif split == 'train' and not (root / 'train').is_dir() and find_mmaction_lists(root, 'kinetics'):
+        return read_mmaction(root, 'kinetics', 1, official, missing)
+    else: (train, test, names), absent = _kinetics_folders(root, split), []
     if claims_official(len(names), KINETICS400_NUM_CLASSES, official) and len(names) != KINETICS400_NUM_CLASSES:
         logger.warning("%s: %d classes, Kinetics-400 has %d", root, len(names), KINETICS400_NUM_CLASSES)
     return DatasetSplit(train, test, names, tuple(absent))
 
-# %% ../nbs/05_datasets.ipynb #c027
+# %% ../nbs/05_datasets.ipynb #c045
+MMACTION_LISTS = {'ucf101': 'ucf101_{split}_split_{fold}_videos.txt', 'hmdb51': 'hmdb51_{split}_split_{fold}_videos.txt',
+                  'kinetics': 'kinetics400_{split}_list_videos.txt'}  # mmaction2's list file names
+MMACTION_VIDEOS = {'train': ('videos', 'videos_train'), 'val': ('videos', 'videos_val')}  # folders the paths are relative to
+
+def find_mmaction_lists(root, # dataset root
+                        name: str, # 'ucf101', 'hmdb51' or 'kinetics'
+                        fold: int=1, # split 1-3 (UCF101, HMDB51)
+                       ) -> tuple|None:
+    "(train list, val list or None) of mmaction2's layout under root or root/annotations, or None."
+    for d in (Path(root), Path(root) / 'annotations'):
+        tr, va = (d / MMACTION_LISTS[name].format(split=s, fold=fold) for s in ('train', 'val'))
+        if tr.is_file(): return tr, (va if va.is_file() else None)
+    return None
+
+# %% ../nbs/05_datasets.ipynb #c047
+def _mmaction_list(f: Path, root: Path, split: str) -> tuple:
+    "([(relative path, label, line number)], DiskIndex of the video folder) of one mmaction2 list."
+    rows = []
+    for ln, line in enumerate(_lines(f), 1):
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].isdigit(): raise ValueError(f"{f}:{ln}: expected '<path> <label>', got {line!r}")
+        rows.append((parts[0].replace('\\', '/'), int(parts[1]), ln))
+    folders = [root / d for d in MMACTION_VIDEOS[split] if (root / d).is_dir()]
+    if not folders: raise FileNotFoundError(f"{f}: no video folder under {root} (looked for {', '.join(MMACTION_VIDEOS[split])})")
+    index = max((DiskIndex(d) for d in folders), key=lambda ix: sum(ix.find(r) is not None for r, _, _ in rows[:50]))
+    return rows, index
+
+def _mmaction_names(rows: list, where, class_index: Path|None) -> list:
+    "Class names by label: classInd.txt when given, else the folder of each label's paths."
+    if class_index is not None and class_index.is_file(): return read_class_index(class_index)
+    names = {}
+    for rel, label, ln in rows:
+        folder = rel.split('/')[0] if '/' in rel else str(label)
+        if names.setdefault(label, folder) != folder:
+            raise ValueError(f"{where}:{ln}: label {label} is class {names[label]!r} elsewhere but {rel!r} is in {folder!r}")
+    return [names.get(k, str(k)) for k in range(max(names) + 1)] if names else []
+
+# %% ../nbs/05_datasets.ipynb #c048
+def read_mmaction(root, # dataset root of mmaction2's layout
+                  name: str, # 'ucf101', 'hmdb51' or 'kinetics'
+                  fold: int=1, # split 1-3 (UCF101, HMDB51)
+                  official: bool|None=None, # compare with the official counts; None = from the class count
+                  missing: str='warn', # listed videos absent on disk: 'warn' (and drop), 'raise' or 'ignore' (drop)
+                 ) -> DatasetSplit:
+    "Read mmaction2's `<path> <label>` video lists of a dataset into train/test VideoItems."
+    root = Path(root).absolute()
+    found = find_mmaction_lists(root, name, fold)
+    if not found: raise FileNotFoundError(f"no {MMACTION_LISTS[name].format(split='train', fold=fold)} under {root} or {root / 'annotations'}")
+    lists = [(f, s) for f, s in zip(found, ('train', 'val')) if f is not None]
+    parsed = [(f, *_mmaction_list(f, root, s)) for f, s in lists]
+    names = _mmaction_names([r for _, rows, _ in parsed for r in rows], found[0], root / 'annotations' / 'classInd.txt' if name == 'ucf101' else None)
+    out, absent = [], []
+    for f, rows, index in parsed:
+        items = [VideoItem(p, label, _ucf_group(rel) if name == 'ucf101' else None) for rel, label, _ in rows if (p := index.find(rel))]
+        gone = [rel for rel, _, _ in rows if index.find(rel) is None]
+        _report_missing(f, gone, len(rows), index.root, missing)
+        out.append(items); absent += gone
+    train, test = out[0], (out[1] if len(out) > 1 else [])
+    official_classes = {'ucf101': UCF101_NUM_CLASSES, 'hmdb51': HMDB51_NUM_CLASSES, 'kinetics': KINETICS400_NUM_CLASSES}[name]
+    train, test = check_split(train, test, ' + '.join(str(f) for f, _ in lists), claims_official(len(names), official_classes, official), root)
+    if claims_official(len(names), official_classes, official) and len(names) != official_classes:
+        logger.warning("%s: %d classes, the official %s has %d", found[0], len(names), name, official_classes)
+    return DatasetSplit(train, test, names, tuple(absent))
+
+# %% ../nbs/05_datasets.ipynb #c052
 def carve_val(items: list, # VideoItems of a training list
               fraction: float=0.1, # share of the items (or groups) to hold out
               seed: int=0, # seed of the draw
@@ -259,7 +414,7 @@ def carve_val(items: list, # VideoItems of a training list
         if len(idx) >= 2: held.update(rng.permutation(idx)[:max(1, round(fraction * len(idx)))].tolist())
     return [i for k, i in enumerate(items) if k not in held], [i for k, i in enumerate(items) if k in held]
 
-# %% ../nbs/05_datasets.ipynb #c030
+# %% ../nbs/05_datasets.ipynb #c055
 def build_splits(name: str, # 'ucf101', 'hmdb51' or 'kinetics'
                  root, # dataset root
                  fold: int=1, # official fold (UCF101 / HMDB51)
@@ -274,7 +429,7 @@ def build_splits(name: str, # 'ucf101', 'hmdb51' or 'kinetics'
     train, val = carve_val(sp.train, val_fraction, seed)
     return dict(train=train, val=val, test=sp.test, classes=sp.classes)
 
-# %% ../nbs/05_datasets.ipynb #c033
+# %% ../nbs/05_datasets.ipynb #c058
 class Blacklist:
     "Videos to skip, read from a blacklist file written by `hcmtl-check-videos`."
     def __init__(self, entries=(), # paths (absolute, or relative to `root`)
@@ -290,17 +445,6 @@ class Blacklist:
                 if root is not None: self.abs.add(os.path.normpath(os.path.join(os.path.abspath(root), e)))
         self.depths = sorted({r.count('/') + 1 for r in self.rel})
 
-    @classmethod
-    def from_file(cls, path) -> 'Blacklist':
-        "Read a blacklist file (`# root: DIR` header, `path<TAB>reason` lines)."
-        path = Path(path)
-        if not path.is_file(): raise FileNotFoundError(f"blacklist file not found: {path}")
-        root, entries = None, []
-        for line in path.read_text().splitlines():
-            if line.startswith('# root:'): root = line[len('# root:'):].strip()
-            elif line.strip() and not line.startswith('#'): entries.append(line.split('\t')[0].strip())
-        return cls(entries, root if root is not None else path.parent)
-
     def __len__(self): return len(self.entries)
     def __contains__(self, path) -> bool:
         p = os.path.normpath(os.path.abspath(str(path)))
@@ -308,20 +452,44 @@ class Blacklist:
         parts = p.replace('\\', '/').split('/')
         return any('/'.join(parts[-d:]) in self.rel for d in self.depths)
 
+# %% ../nbs/05_datasets.ipynb #c060
+def _blacklist_entry(line: str) -> str:
+    "The path of one blacklist line (JSON object, or the older `path<TAB>reason`)."
+    if line.startswith('{'):
+        try: return json.loads(line)['path']
+        except (ValueError, KeyError, TypeError): pass
+    return line.split('\t')[0].strip()
+
+@patch(cls_method=True)
+def from_file(cls: Blacklist, path) -> Blacklist:
+    "Read a blacklist file (`# root:` header, one JSON object or `path<TAB>reason` per line)."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"blacklist file not found: {path}")
+    root, entries = None, []
+    for line in path.read_text(encoding='utf-8').split('\n'):
+        if line.startswith('# root:'):
+            v = line[len('# root:'):].strip()
+            root = json.loads(v) if v.startswith('"') else v
+        elif line.strip() and not line.startswith('#'): entries.append(_blacklist_entry(line))
+    return cls(entries, root if root is not None else path.parent)
+
+# %% ../nbs/05_datasets.ipynb #c061
 def write_blacklist(path, # file to write
                     root, # the folder that was checked
                     bad: list, # (path, reason) pairs
                    ) -> Path:
-    "Write a blacklist file that `Blacklist.from_file` reads."
-    path, root = Path(path), Path(root).resolve()
+    "Write a blacklist file that `Blacklist.from_file` reads (atomically)."
+    path, root = Path(path), Path(os.path.abspath(root))
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# hcmtl-check-videos blacklist: unreadable or too short videos, '<path relative to root>\\t<reason>'",
-             f"# root: {root}"]
+    lines = ["# hcmtl-check-videos blacklist: unreadable or too short videos, one JSON object per line, paths relative to root",
+             f"# root: {json.dumps(str(root))}"]
     for p, reason in bad:
-        p = Path(p).resolve()
-        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
-        lines.append(f"{rel}\t{' '.join(str(reason).split())}")
-    path.write_text('\n'.join(lines) + '\n')
+        p = Path(os.path.abspath(p))
+        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)  # links inside root stay inside
+        lines.append(json.dumps({'path': rel, 'reason': ' '.join(str(reason).split())}))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write('\n'.join(lines) + '\n')
+    os.replace(tmp, path)
     return path
 
 def drop_blacklisted(items: list, # VideoItems
@@ -333,15 +501,16 @@ def drop_blacklisted(items: list, # VideoItems
     for i in items: (dropped if i.path in bl else kept).append(i)
     return kept, dropped
 
-# %% ../nbs/05_datasets.ipynb #c036
+# %% ../nbs/05_datasets.ipynb #c066
 class VideoDatasetBase(Dataset, abc.ABC):
-    "Shared machinery: blacklist, per-item RNG, crops, and skipping unreadable videos."
-    max_tries = 10  # videos tried for one index before giving up
+    "Shared machinery: blacklist, per-item RNG, crops, short videos, and unreadable ones."
+    max_tries = 10  # videos tried for one index before giving up (when substituting)
 
     def __init__(self, items: list, # VideoItems
                  dcfg, # DataConfig
                  train: bool=True, # random sampling and crops (True) or deterministic central ones
                  blacklist=None, # blacklist file (or Blacklist); None = dcfg.blacklist
+                 substitute: bool=True, # replace an unreadable video by another (training) or report it (evaluation)
                 ):
         items = list(items)
         bl = blacklist if blacklist is not None else dcfg.blacklist
@@ -349,66 +518,108 @@ class VideoDatasetBase(Dataset, abc.ABC):
             items, dropped = drop_blacklisted(items, bl)
             if dropped: logger.warning("%d videos skipped because they are in the blacklist %s", len(dropped), bl)
         if not items: raise ValueError(f"{type(self).__name__}: no videos (empty list, or all blacklisted)")
-        self.items, self.dcfg, self.train, self.seed = items, dcfg, train, 0
+        self.items, self.dcfg, self.train, self.seed, self.replace_unreadable = items, dcfg, train, 0, substitute
         self.center_fraction = min(1.0, dcfg.size / dcfg.decode_short_side) if dcfg.decode_short_side else 1.0
-        self.bad = set()  # files found unreadable in this process
+        self.bad, self.short, self._short = {}, set(), 0  # {path: reason} unreadable, paths too short (this process)
 
     def __len__(self): return len(self.items)
-
-    def rng(self, i: int) -> np.random.Generator:
-        "The generator for one item: from torch's RNG in training, from the index otherwise."
-        if self.train: return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
-        return np.random.default_rng([self.seed, i])
-
-    def crop(self, height: int, width: int, rng: np.random.Generator, scale=None):
-        "Training: random resized crop and flip; evaluation: central crop."
-        d = self.dcfg
-        if not self.train: return center_crop_params(height, width, self.center_fraction)
-        return random_crop_params(height, width, rng, scale or d.crop_scale, d.crop_ratio, d.flip_p)
-
-    def read(self, path: str, indices) -> np.ndarray:
-        "Decode frames with the configured backend and decode-time size."
-        return read_frames(path, indices, self.dcfg.backend, self.dcfg.decode_short_side)
-
-    def meta(self, path: str):
-        return video_meta(path, self.dcfg.backend)
-
-    def substitute(self, i: int, attempt: int) -> int:
-        "The index tried instead of `i` after `attempt + 1` failures (deterministic)."
-        return int(np.random.default_rng([i, attempt, 0x5EED]).integers(len(self)))
 
     @abc.abstractmethod
     def load(self, j: int) -> dict:
         "The item dict of video `j` (subclasses decode and crop here); may raise VideoDecodeError."
 
-    def __getitem__(self, i: int) -> dict:
-        i = int(i); j, skipped = i, 0
-        for attempt in range(self.max_tries):
-            path = self.items[j].path
-            if path not in self.bad:
-                try:
-                    out = self.load(j)
-                    out.update(index=j, skipped=skipped)
-                    return out
-                except (VideoDecodeError, OSError) as e:
-                    self.bad.add(path)
-                    logger.warning("skipping unreadable video %s (item %d): %s", path, j, getattr(e, 'reason', e))
-            skipped += 1
-            j = self.substitute(i, attempt)
-        raise RuntimeError(f"{self.max_tries} videos in a row could not be read for item {i} (last: {path}); "
-                           f"run hcmtl-check-videos on the dataset and pass the blacklist")
+    @abc.abstractmethod
+    def blank(self, j: int) -> dict:
+        "An item dict of video `j` with the shapes of `load` and zero pixels, for an unreadable video."
 
-# %% ../nbs/05_datasets.ipynb #c038
+# %% ../nbs/05_datasets.ipynb #c068
+@patch
+def rng(self: VideoDatasetBase, i: int) -> np.random.Generator:
+    "The generator for one item: from torch's RNG in training, from the index otherwise."
+    if self.train: return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+    return np.random.default_rng([self.seed, i])
+
+@patch
+def crop(self: VideoDatasetBase, height: int, width: int, rng: np.random.Generator, scale=None):
+    "Training: random resized crop and flip; evaluation: central crop."
+    d = self.dcfg
+    if not self.train: return center_crop_params(height, width, self.center_fraction)
+    return random_crop_params(height, width, rng, scale or d.crop_scale, d.crop_ratio, d.flip_p)
+
+@patch
+def read(self: VideoDatasetBase, path: str, indices) -> np.ndarray:
+    "Decode frames with the configured backend and decode-time size."
+    return read_frames(path, indices, self.dcfg.backend, self.dcfg.decode_short_side)
+
+@patch
+def meta(self: VideoDatasetBase, path: str): return video_meta(path, self.dcfg.backend)
+
+# %% ../nbs/05_datasets.ipynb #c070
+@patch
+def num_frames(self: VideoDatasetBase, path: str, # video file
+               need: int, # frames one sample spans
+              ) -> int:
+    "The frames of a video; one shorter than `need` is warned about (once) and flags the item as short."
+    n = self.meta(path).num_frames
+    if n < need:
+        self._short = 1
+        if path not in self.short:
+            self.short.add(path)
+            logger.warning("short video %s: %d frames, fewer than the %d a sample spans; its clips repeat frames", path, n, need)
+    return n
+
+# %% ../nbs/05_datasets.ipynb #c072
+@patch
+def substitute(self: VideoDatasetBase, i: int, attempt: int) -> int:
+    "The index tried instead of `i` after `attempt + 1` failures (deterministic)."
+    return int(np.random.default_rng([i, attempt, 0x5EED]).integers(len(self)))
+
+@patch
+def _try_load(self: VideoDatasetBase, j: int) -> dict|None:
+    "The item dict of video `j`, or None (warned once, remembered) when it cannot be read."
+    path = self.items[j].path
+    if path in self.bad: return None
+    try:
+        self._short = 0
+        out = self.load(j); out['short'] = self._short
+        return out
+    except (VideoDecodeError, OSError) as e:
+        self.bad[path] = str(getattr(e, 'reason', e))
+        logger.warning("skipping unreadable video %s (item %d): %s", path, j, self.bad[path])
+        return None
+
+# %% ../nbs/05_datasets.ipynb #c073
+@patch
+def __getitem__(self: VideoDatasetBase, i: int) -> dict:
+    i = int(i)
+    if not self.replace_unreadable:
+        out = self._try_load(i)
+        if out is not None: return {**out, 'index': i, 'skipped': 0, 'ok': True, 'error': ''}
+        return {**self.blank(i), 'short': 0, 'index': i, 'skipped': 1, 'ok': False, 'error': self.bad[self.items[i].path]}
+    j, skipped = i, 0
+    for attempt in range(self.max_tries):
+        out = self._try_load(j)
+        if out is not None: return {**out, 'index': j, 'skipped': skipped, 'ok': True}
+        skipped += 1
+        j = self.substitute(i, attempt)
+    raise RuntimeError(f"{self.max_tries} videos in a row could not be read for item {i} (last: {self.items[j].path}); "
+                       f"run hcmtl-check-videos on the dataset and pass the blacklist")
+
+def unreadable_in(batch: dict) -> list:
+    "[(item index, reason), ...] of the unreadable videos of a collated `substitute=False` batch."
+    return [(int(i), e) for i, ok, e in zip(batch['index'], batch['ok'], batch.get('error', [''] * len(batch['ok']))) if not ok]
+
+# %% ../nbs/05_datasets.ipynb #c075
 class SpeedPairDataset(VideoDatasetBase):
     "Pretraining items: two speed windows per video (RSPNet), cropped, as uint8."
-    def __init__(self, items, dcfg, train: bool=True, blacklist=None):
-        super().__init__(items, dcfg, train, blacklist)
+    def __init__(self, items, dcfg, train: bool=True, blacklist=None, substitute: bool=True):
+        super().__init__(items, dcfg, train, blacklist, substitute)
         self.window = max(dcfg.speeds) * dcfg.clip_len
 
     def load(self, j: int) -> dict:
         item, d = self.items[j], self.dcfg
         rng = self.rng(j)
-        n = self.meta(item.path).num_frames
+        n = self.num_frames(item.path, self.window)
         idx = np.stack([window_indices(n, d.clip_len, max(d.speeds), rng) for _ in range(2)])
         frames = self.read(item.path, idx.ravel())  # one decode for both windows
         h, w = frames.shape[1:3]
@@ -418,126 +629,113 @@ class SpeedPairDataset(VideoDatasetBase):
                 'frame_idx': torch.from_numpy(idx).long(),
                 'crop': torch.stack([c.as_tensor() for c in crops])}
 
-# %% ../nbs/05_datasets.ipynb #c043
+    def blank(self, j: int) -> dict:
+        s = self.dcfg.size
+        return {'windows': torch.zeros(2, 3, self.window, s, s, dtype=torch.uint8),
+                'frame_idx': torch.zeros(2, self.window, dtype=torch.long), 'crop': torch.zeros(2, 5)}
+
+# %% ../nbs/05_datasets.ipynb #c080
 class ClipDataset(VideoDatasetBase):
     "Labelled single clips as uint8 C×T×S×S (fine-tuning and validation)."
     def __init__(self, items, dcfg, train: bool=True, crop_scale=None, # (min, max) crop area; None = dcfg.crop_scale
-                 stride: int=1, blacklist=None):
-        super().__init__(items, dcfg, train, blacklist)
+                 stride: int=1, blacklist=None, substitute: bool=True):
+        super().__init__(items, dcfg, train, blacklist, substitute)
         self.crop_scale, self.stride = crop_scale, stride
+        self.span = (dcfg.clip_len - 1) * stride + 1  # frames one clip spans
 
     def load(self, j: int) -> dict:
         item, d = self.items[j], self.dcfg
         rng = self.rng(j)
-        n = self.meta(item.path).num_frames
+        n = self.num_frames(item.path, self.span)
         idx = (random_clip_indices(n, d.clip_len, rng, self.stride) if self.train
                else evenly_spaced_clips(n, d.clip_len, 1, self.stride)[0])
         frames = self.read(item.path, idx)
         c = self.crop(*frames.shape[1:3], rng, self.crop_scale)
         return {'clip': frames_to_clip(apply_crop(frames, c, d.size)), 'label': item.label}
 
+    def blank(self, j: int) -> dict:
+        d = self.dcfg
+        return {'clip': torch.zeros(3, d.clip_len, d.size, d.size, dtype=torch.uint8), 'label': self.items[j].label}
+
+# %% ../nbs/05_datasets.ipynb #c081
 class VideoClipsDataset(VideoDatasetBase):
     "All test clips of a video as uint8 N×C×T×S×S, with its label."
     def __init__(self, items, dcfg, n_clips: int|None=None, # clips per video; None = dcfg.test_clips
-                 stride: int=1, blacklist=None):
-        super().__init__(items, dcfg, False, blacklist)
+                 stride: int=1, blacklist=None, substitute: bool=True):
+        super().__init__(items, dcfg, False, blacklist, substitute)
         self.n_clips, self.stride = n_clips or dcfg.test_clips, stride
+        self.span = (dcfg.clip_len - 1) * stride + 1
 
     def load(self, j: int) -> dict:
         item, d = self.items[j], self.dcfg
-        n = self.meta(item.path).num_frames
+        n = self.num_frames(item.path, self.span)
         idx = evenly_spaced_clips(n, d.clip_len, self.n_clips, self.stride)
         frames = self.read(item.path, idx.ravel())
         c = self.crop(*frames.shape[1:3], None)
         clips = apply_crop(frames, c, d.size).reshape(self.n_clips, d.clip_len, d.size, d.size, 3)
         return {'clips': frames_to_clip(clips), 'label': item.label}
 
-# %% ../nbs/05_datasets.ipynb #c050
-def find_videos(root, # folder to search recursively
+    def blank(self, j: int) -> dict:
+        d = self.dcfg
+        return {'clips': torch.zeros(self.n_clips, 3, d.clip_len, d.size, d.size, dtype=torch.uint8), 'label': self.items[j].label}
+
+# %% ../nbs/05_datasets.ipynb #c092
+def preset_window(preset: str) -> int:
+    "Frames one pretraining sample of a preset spans: max(speeds) × clip_len."
+    from hcmtl.core import get_preset
+    d = get_preset(preset).data
+    return max(d.speeds) * d.clip_len
+
+def find_videos(root, # folder to search recursively (links followed, each folder once)
                 exts=VIDEO_EXTS, # file suffixes (any case)
                ) -> list:
     "All video files under a folder, sorted."
-    return sorted(p for p in Path(root).rglob('*') if p.suffix.lower() in exts and p.is_file())
+    return [p for p in walk_files(root)[0] if p.suffix.lower() in exts]
 
-def check_videos(root, # folder to check
-                 min_frames: int=1, # videos with fewer frames are bad
-                 backend: str='decord', # backend to check with (the one training uses)
-                 workers: int=0, # parallel processes (0 = this process)
-                ) -> tuple:
-    "(number of videos checked, [(path, reason), ...] of the bad ones)."
-    paths = find_videos(root)
+# %% ../nbs/05_datasets.ipynb #c094
+def _probe_all(paths: list, min_frames: int, backend: str, workers: int) -> list:
+    "probe_video of every path, in a process pool when workers > 1."
     jobs = [(p, min_frames, backend) for p in paths]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-        with ctx.Pool(workers) as pool: reasons = pool.starmap(probe_video, jobs, chunksize=8)
-    else: reasons = [probe_video(*j) for j in jobs]
-    return len(paths), [(str(p), r) for p, r in zip(paths, reasons) if r is not None]
+        with ctx.Pool(workers) as pool: return pool.starmap(probe_video, jobs, chunksize=8)
+    return [probe_video(*j) for j in jobs]
 
+def check_videos(root, # folder to check
+                 min_frames: int=1, # videos with fewer frames are bad
+                 backend: str=DEFAULT_BACKEND, # backend to check with (the one training uses)
+                 workers: int=0, # parallel processes (0 = this process)
+                ) -> dict:
+    "dict(checked, bad=[(path, reason)], problems=[(path, problem)] of the walk, others={suffix: files not checked})."
+    files, problems = walk_files(root)
+    videos = [p for p in files if p.suffix.lower() in VIDEO_EXTS]
+    others = Counter(p.suffix.lower() or '(none)' for p in files if p.suffix.lower() not in VIDEO_EXTS)
+    reasons = _probe_all(videos, min_frames, backend, workers)
+    return dict(checked=len(videos), bad=[(str(p), r) for p, r in zip(videos, reasons) if r is not None],
+                problems=problems, others=dict(sorted(others.items())))
+
+# %% ../nbs/05_datasets.ipynb #c095
 def check_videos_cli(argv=None) -> int:
     "hcmtl-check-videos ROOT: probe every video, print the bad ones, write a blacklist; exit 1 if any is bad."
     p = argparse.ArgumentParser(prog='hcmtl-check-videos', description=check_videos_cli.__doc__)
-    p.add_argument('root', help='folder to check (searched recursively)')
+    p.add_argument('root', help='folder to check (searched recursively, links followed)')
     p.add_argument('--out', default=None, help='blacklist file to write (default: ROOT/blacklist.txt)')
-    p.add_argument('--min-frames', type=int, default=1, help='videos with fewer frames are bad')
-    p.add_argument('--backend', default='decord', choices=['decord', 'pyav'], help='decoder the training uses')
+    p.add_argument('--preset', default='quick', help="preset whose pretraining window is the default --min-frames (smoke, quick, synth, paper)")
+    p.add_argument('--min-frames', type=int, default=None, help="videos with fewer frames are bad (default: the preset's window; 1 = readability only)")
+    p.add_argument('--backend', default=DEFAULT_BACKEND, choices=BACKENDS, help='decoder the training uses')
     p.add_argument('--workers', type=int, default=0, help='parallel processes (0 = none)')
     a = p.parse_args(argv)
     root = Path(a.root)
     if not root.is_dir(): print(f"hcmtl-check-videos: not a folder: {root}", file=sys.stderr); return 2
+    try: min_frames = a.min_frames if a.min_frames is not None else preset_window(a.preset)
+    except Exception as e: print(f"hcmtl-check-videos: --preset: {e}", file=sys.stderr); return 2
     t0 = time.perf_counter()
-    n, bad = check_videos(root, a.min_frames, a.backend, a.workers)
-    for path, reason in bad: print(f"BAD {path}: {reason}")
-    out = write_blacklist(a.out or root / 'blacklist.txt', root, bad)
-    print(f"checked {n} videos under {root} in {time.perf_counter() - t0:.1f}s: {len(bad)} bad; blacklist: {out}")
-    return 1 if bad else 0
-
-# %% ../nbs/05_datasets.ipynb #c053
-def benchmark_decoding(n_videos: int=8, # test videos written
-                       num_frames: int=96, # frames per video
-                       frame_size: int=128, # video side in pixels
-                       clip_len: int=16, # T
-                       speeds=(1, 2), # speed set (window = max(speeds)*T)
-                       size: int=112, # crop size of the loader
-                       n_reads: int=48, # reads per single-process measurement
-                       workers=(0, 2), # loader worker counts to measure
-                       loader_items: int=96, # speed pairs per loader measurement
-                       batch_size: int=8, # loader batch size
-                       backends=('decord', 'pyav'), # decoders to measure
-                       ext: str='.mp4', # '.mp4' (H.264) or '.avi' (MPEG-4 Part 2)
-                       folder=None, # where to write the videos; None = a temporary folder
-                      ) -> list:
-    "Measure decoded clips/s per process for each backend and speed pairs/s of the loader."
-    from hcmtl.core import DataConfig
-    from hcmtl.testing import write_video, moving_square_frames
-    from torch.utils.data import DataLoader, RandomSampler
-    tmp = Path(folder or tempfile.mkdtemp())
-    paths = [write_video(tmp / f"c{k % 4}" / f"v{k}{ext}", moving_square_frames(num_frames, frame_size, 1 + k % 3, k))
-             for k in range(n_videos)]
-    rows, ms = [], max(speeds)
-    for backend in backends:
-        clear_meta_cache()
-        for p in paths: video_meta(p, backend)  # metadata is cached in training too
-        rng = np.random.default_rng(0)
-        for what, make in (('clip', lambda n: random_clip_indices(n, clip_len, rng)),
-                           ('speed pair', lambda n: np.concatenate([window_indices(n, clip_len, ms, rng) for _ in range(2)]))):
-            t0 = time.perf_counter()
-            for k in range(n_reads):
-                p = paths[k % len(paths)]
-                read_frames(p, make(video_meta(p, backend).num_frames), backend)
-            rows.append(dict(what=f"{backend}: {what}s", per_s=n_reads / (time.perf_counter() - t0), processes=1))
-    items = [VideoItem(str(p), k % 4) for k, p in enumerate(paths)]
-    for w in workers:
-        dcfg = DataConfig(clip_len=clip_len, size=size, speeds=tuple(speeds), num_workers=w)
-        ds = SpeedPairDataset(items, dcfg)
-        dl = DataLoader(ds, batch_size=batch_size, num_workers=w,
-                        sampler=RandomSampler(ds, replacement=True, num_samples=loader_items))
-        t0 = time.perf_counter(); n = 0
-        for b in dl: n += len(b['index'])
-        rows.append(dict(what=f"loader (decord, crop {size}): speed pairs", per_s=n / (time.perf_counter() - t0),
-                         processes=max(w, 1)))
-    print(f"{n_videos} videos {frame_size}x{frame_size}, {num_frames} frames, {ext}; clip {clip_len} frames, "
-          f"speed pair = 2 windows of {ms * clip_len} frames")
-    for r in rows: print(f"  {r['what']:<45} {r['per_s']:8.1f} /s  ({r['processes']} process{'es' if r['processes'] > 1 else ''})")
-    if folder is None: shutil.rmtree(tmp, ignore_errors=True)
-    return rows
+    r = check_videos(root, min_frames, a.backend, a.workers)
+    for path, reason in r['bad']: print(f"BAD {path}: {reason}")
+    for path, problem in r['problems']: print(f"SKIPPED {path}: {problem}")
+    if r['others']: print("not checked (not video suffixes): " + ', '.join(f"{k} {v}" for k, v in r['others'].items()))
+    out = write_blacklist(a.out or root / 'blacklist.txt', root, r['bad'])
+    print(f"checked {r['checked']} videos under {root} (min {min_frames} frames) in {time.perf_counter() - t0:.1f}s: "
+          f"{len(r['bad'])} bad, {len(r['problems'])} entries not followed; blacklist: {out}")
+    return 1 if r['bad'] or r['problems'] else 0

@@ -1,4 +1,4 @@
-"""Frames by index from video files, with decord or PyAV, cached metadata and errors that name the file.
+"""Frames by index from video files with decord, torchcodec or PyAV (each falling back on the others), cached metadata, video writing and re-encoding, and errors that name the file.
 
 Docs: https://hcmtl.github.io/hcmtl/nbs/video.html.md"""
 
@@ -6,24 +6,28 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/video.html.md"""
 
 # %% ../nbs/02_video.ipynb #c002
 from __future__ import annotations
-import argparse, logging, os, shutil, sys
+import argparse, functools, json, logging, os, shutil, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['logger', 'VIDEO_EXTS', 'BACKENDS', 'DECORD_THREADS', 'VideoDecodeError', 'VideoMeta', 'clear_meta_cache',
-           'video_meta', 'output_size', 'read_frames', 'header_frames', 'probe_video', 'transcode_video',
-           'transcode_cli']
+__all__ = ['logger', 'VIDEO_EXTS', 'BACKENDS', 'DEFAULT_BACKEND', 'DECODER_THREADS', 'DECORD_THREADS', 'MANIFEST',
+           'VideoDecodeError', 'VideoMeta', 'write_video', 'available_backends', 'check_backend', 'fallback_chain',
+           'clear_meta_cache', 'video_meta', 'output_size', 'read_frames', 'header_frames', 'probe_video', 'walk_files',
+           'transcode_video', 'copy_atomic', 'plan_transcode', 'transcode_tree', 'transcode_cli']
 
 # %% ../nbs/02_video.ipynb #c005
 logger = logging.getLogger('hcmtl.video')
 
-VIDEO_EXTS = ('.avi', '.mp4', '.mkv', '.webm')  # file suffixes treated as videos
-BACKENDS = ('decord', 'pyav')
-DECORD_THREADS = 1  # decoder threads per decord reader: parallelism comes from DataLoader workers
+VIDEO_EXTS = ('.avi', '.mp4', '.mkv', '.webm', '.mov', '.m4v')  # file suffixes treated as videos
+BACKENDS = ('decord', 'torchcodec', 'pyav')  # every decoder `read_frames` accepts, in fallback order
+DEFAULT_BACKEND = 'decord'  # what `read_frames` and `video_meta` use when not told
+DECODER_THREADS = 1  # decoder threads per reader: parallelism comes from DataLoader workers
+DECORD_THREADS = DECODER_THREADS  # former name
 
+# %% ../nbs/02_video.ipynb #c006
 class VideoDecodeError(RuntimeError):
     "A video file could not be opened or decoded; the message names the file and the reason."
     def __init__(self, path, # the file that failed
@@ -33,6 +37,7 @@ class VideoDecodeError(RuntimeError):
         super().__init__(f"cannot decode video {self.path}: {self.reason}")
     def __reduce__(self): return (type(self), (self.path, self.reason))  # survives DataLoader worker pickling
 
+# %% ../nbs/02_video.ipynb #c010
 @dataclass(frozen=True)
 class VideoMeta:
     "What a video file holds: frame count, frame rate and native frame size."
@@ -43,21 +48,80 @@ class VideoMeta:
     @property
     def duration(self) -> float: return self.num_frames / self.fps if self.fps else 0.0
 
-# %% ../nbs/02_video.ipynb #c009
-def _decord():
-    "The decord module, or None when it is not installed."
-    try:
-        import decord
-        return decord
-    except ImportError: return None
+# %% ../nbs/02_video.ipynb #c013
+def _container_format(path: Path) -> str:
+    "The FFmpeg muxer for a video suffix."
+    return {'.avi': 'avi', '.mov': 'mov', '.mkv': 'matroska'}.get(path.suffix.lower(), 'mp4')
 
+def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_rate: int, crf: int):
+    "An encoder stream: MPEG-4 Part 2 for .avi (or without libx264), else H.264 at constant quality."
+    import av
+    if path.suffix.lower() == '.avi' or 'libx264' not in av.codecs_available:
+        st = out.add_stream('mpeg4', rate=rate); st.bit_rate = bit_rate
+    else:
+        st = out.add_stream('libx264', rate=rate); st.options = {'crf': str(crf), 'preset': 'veryfast'}
+    st.width, st.height, st.pix_fmt = width, height, 'yuv420p'
+    st.codec_context.gop_size = gop
+    return st
+
+# %% ../nbs/02_video.ipynb #c014
+def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.264 when available)
+                frames: np.ndarray, # uint8 T×H×W×3 RGB
+                fps: int=25, # frame rate
+                gop: int=12, # key-frame interval
+                bit_rate: int=4_000_000, # MPEG-4 bit rate (high: near-lossless at small sizes); H.264 uses crf 18
+               ) -> Path:
+    "Encode uint8 RGB frames into a video file with PyAV (written under a temporary name, then renamed)."
+    import av
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be T×H×W×3, got {frames.shape} for {path}")
+    h, w = frames.shape[1:3]
+    if h % 2 or w % 2: raise ValueError(f"frame size must be even for yuv420p, got {w}x{h} for {path}")
+    tmp = path.with_name(path.name + '.part')
+    with av.open(str(tmp), mode='w', format=_container_format(path)) as out:
+        st = _add_stream(out, path, fps, w, h, gop, bit_rate, 18)
+        for f in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')): out.mux(pkt)
+        for pkt in st.encode(): out.mux(pkt)
+    tmp.replace(path)
+    return path
+
+# %% ../nbs/02_video.ipynb #c017
+@functools.cache
+def _module(backend: str):
+    "The decoding module of a backend, or None when it cannot be imported here."
+    try:
+        if backend == 'decord': import decord; return decord
+        if backend == 'torchcodec': from torchcodec import decoders; return decoders
+        if backend == 'pyav': import av; return av
+    except Exception as e:  # ImportError, or torchcodec's RuntimeError when FFmpeg's libraries are missing
+        logger.debug("video backend %s unavailable: %s", backend, e)
+    return None
+
+def available_backends() -> tuple:
+    "The backends that can be used in this environment, in `BACKENDS` order."
+    return tuple(b for b in BACKENDS if _module(b) is not None)
+
+def check_backend(backend: str) -> str:
+    "`backend` if it is a known name, else a ValueError listing the names."
+    if backend not in BACKENDS: raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
+    return backend
+
+def fallback_chain(backend: str=DEFAULT_BACKEND) -> tuple:
+    "The available backends a read tries, `backend` first, PyAV last."
+    order = [check_backend(backend)] + [b for b in BACKENDS if b not in (backend, 'pyav')] + ['pyav']
+    return tuple(dict.fromkeys(b for b in order if _module(b) is not None))
+
+# %% ../nbs/02_video.ipynb #c020
 _META_CACHE: dict = {}
 _META_CACHE_MAX = 1 << 18
-_DECORD_FAILED: set = set()  # files decord could not read in this process: PyAV reads them
+_FAILED: dict = {b: {} for b in BACKENDS}  # {path: reason} a backend could not read in this process: the next one reads them
 
 def clear_meta_cache():
-    "Forget cached metadata and decord failures (e.g. after rewriting files in place)."
-    _META_CACHE.clear(); _DECORD_FAILED.clear()
+    "Forget cached metadata and backend failures (e.g. after rewriting files in place)."
+    _META_CACHE.clear()
+    for s in _FAILED.values(): s.clear()
 
 def _stat(path) -> os.stat_result:
     "Stat a video file, raising `VideoDecodeError` for a missing or empty file."
@@ -68,16 +132,29 @@ def _stat(path) -> os.stat_result:
     if st.st_size == 0: raise VideoDecodeError(path, 'empty file (0 bytes)')
     return st
 
+# %% ../nbs/02_video.ipynb #c022
 def _decord_meta(path: str) -> VideoMeta:
-    vr = _decord().VideoReader(path, num_threads=DECORD_THREADS)
-    n = len(vr)
-    if n == 0: raise VideoDecodeError(path, 'no frames')
+    vr = _module('decord').VideoReader(path, num_threads=DECODER_THREADS)
+    if len(vr) == 0: raise VideoDecodeError(path, 'no frames')
     h, w = vr[0].shape[:2]
-    return VideoMeta(n, float(vr.get_avg_fps() or 0.0), int(w), int(h))
+    return VideoMeta(len(vr), float(vr.get_avg_fps() or 0.0), int(w), int(h))
+
+def _torchcodec_decoder(path: str, hw: tuple|None=None):
+    "A torchcodec decoder giving N×H×W×C frames, resizing to `hw` while decoding."
+    dec = _module('torchcodec')
+    kw = {}
+    if hw is not None:
+        from torchcodec.transforms import Resize
+        kw['transforms'] = [Resize(size=hw)]
+    return dec.VideoDecoder(path, seek_mode='exact', dimension_order='NHWC', num_ffmpeg_threads=DECODER_THREADS, **kw)
+
+def _torchcodec_meta(path: str) -> VideoMeta:
+    m = _torchcodec_decoder(path).metadata
+    if not m.num_frames: raise VideoDecodeError(path, 'no frames')
+    return VideoMeta(int(m.num_frames), float(m.average_fps or 0.0), int(m.width), int(m.height))
 
 def _pyav_meta(path: str) -> VideoMeta:
-    import av
-    with av.open(path) as c:
+    with _module('pyav').open(path) as c:
         if not c.streams.video: raise VideoDecodeError(path, 'no video stream')
         st = c.streams.video[0]
         fps = float(st.average_rate or st.guessed_rate or 0.0)
@@ -87,33 +164,37 @@ def _pyav_meta(path: str) -> VideoMeta:
     if not w or not h: raise VideoDecodeError(path, 'unknown frame size')
     return VideoMeta(n, fps, int(w), int(h))
 
-# %% ../nbs/02_video.ipynb #c010
+_META = {'decord': _decord_meta, 'torchcodec': _torchcodec_meta, 'pyav': _pyav_meta}
+
+# %% ../nbs/02_video.ipynb #c024
+def _first_success(path: str, backend: str, step):
+    "step(b) for the first backend b of the chain that succeeds on `path`; (result, b)."
+    errors = []
+    for b in fallback_chain(backend):
+        if path in _FAILED[b]: errors.append(f"{b}: {_FAILED[b][path]}"); continue
+        try: return step(b), b
+        except Exception as e:  # decoders raise their own error types; any failure means: try the next one
+            errors.append(f"{b}: {getattr(e, 'reason', None) or f'{type(e).__name__}: {e}'}")
+            if b != 'pyav': _FAILED[b][path] = errors[-1][len(b) + 2:]
+            logger.debug("%s cannot read %s (%s); trying the next backend", b, path, e)
+    raise VideoDecodeError(path, '; '.join(errors) or 'no video backend available')
+
+# %% ../nbs/02_video.ipynb #c025
 def video_meta(path, # video file
-               backend: str='decord', # 'decord' (PyAV when decord fails) or 'pyav'
+               backend: str=DEFAULT_BACKEND, # first backend to try (see `fallback_chain`)
               ) -> VideoMeta:
     "Frame count, fps and size of a video, cached per file and backend."
-    if backend not in BACKENDS: raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
+    check_backend(backend)
     path = os.path.abspath(os.fspath(path))
     st = _stat(path)
     key = (path, st.st_size, st.st_mtime_ns, backend)
     if key in _META_CACHE: return _META_CACHE[key]
-    errors = []
-    meta = None
-    if backend == 'decord' and path not in _DECORD_FAILED and _decord() is not None:
-        try: meta = _decord_meta(path)
-        except Exception as e:  # decord raises its own error types; any failure means: try PyAV
-            errors.append(f"decord: {getattr(e, 'reason', e)}"); _DECORD_FAILED.add(path)
-            logger.debug("decord cannot open %s (%s); using PyAV", path, e)
-    if meta is None:
-        try: meta = _pyav_meta(path)
-        except VideoDecodeError as e: errors.append(f"PyAV: {e.reason}")
-        except Exception as e: errors.append(f"PyAV: {type(e).__name__}: {e}")
-    if meta is None: raise VideoDecodeError(path, '; '.join(errors))
+    meta, _ = _first_success(path, backend, lambda b: _META[b](path))
     if len(_META_CACHE) >= _META_CACHE_MAX: _META_CACHE.clear()
     _META_CACHE[key] = meta
     return meta
 
-# %% ../nbs/02_video.ipynb #c015
+# %% ../nbs/02_video.ipynb #c030
 def output_size(meta: VideoMeta, # the video's metadata
                 short_side: int|None=None, # target short side; None = native size
                ) -> tuple:
@@ -123,28 +204,29 @@ def output_size(meta: VideoMeta, # the video's metadata
     s = short_side / min(h, w)
     return (short_side, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short_side)
 
-# %% ../nbs/02_video.ipynb #c017
-def _decord_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple) -> np.ndarray:
-    h, w = hw
-    kw = {} if hw == native else dict(width=w, height=h)
-    vr = _decord().VideoReader(path, num_threads=DECORD_THREADS, **kw)
+# %% ../nbs/02_video.ipynb #c033
+def _decord_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
+    kw = {} if hw == native else dict(width=hw[1], height=hw[0])
+    vr = _module('decord').VideoReader(path, num_threads=DECODER_THREADS, **kw)
     if wanted[-1] >= len(vr): raise IndexError(f"frame {wanted[-1]} >= {len(vr)} frames")
     return vr.get_batch(wanted.tolist()).asnumpy()
 
+def _torchcodec_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
+    dec = _torchcodec_decoder(path, None if hw == native else hw)
+    if wanted[-1] >= len(dec): raise IndexError(f"frame {wanted[-1]} >= {len(dec)} frames")
+    return dec.get_frames_at(wanted.tolist()).data.numpy()
+
+# %% ../nbs/02_video.ipynb #c035
 def _pyav_decode(path: str, wanted: np.ndarray, hw: tuple, native: tuple, seek: bool) -> dict|None:
     "Decode `wanted` (sorted, unique) frames into {index: array}; None if seeking was unreliable."
-    import av
     conv = {} if hw == native else dict(width=hw[1], height=hw[0])
-    want, last = set(wanted.tolist()), int(wanted[-1])
-    out = {}
-    with av.open(path) as c:
+    want, last, out, prev = set(wanted.tolist()), int(wanted[-1]), {}, None
+    with _module('pyav').open(path) as c:
         st = c.streams.video[0]
-        fps = float(st.average_rate or st.guessed_rate or 0.0)
-        tb, start = st.time_base, (st.start_time or 0)
+        fps, tb, start = float(st.average_rate or st.guessed_rate or 0.0), st.time_base, (st.start_time or 0)
         if seek:
             if not fps or tb is None: return None
             c.seek(start + int(wanted[0] / fps / tb), stream=st, backward=True, any_frame=False)
-        prev = None
         for k, frame in enumerate(c.decode(st)):
             if seek:
                 if frame.pts is None: return None
@@ -154,11 +236,12 @@ def _pyav_decode(path: str, wanted: np.ndarray, hw: tuple, native: tuple, seek: 
             if i in want: out[i] = frame.to_ndarray(format='rgb24', **conv)
             prev = (i, frame)
             if i >= last: break
-    if prev is not None and prev[0] < last:  # the stream ended early: keep its final frame
+    if prev is None: out['_end'] = None
+    elif prev[0] < last:  # the stream ended early: keep its final frame
         out['_end'] = (prev[0], out[prev[0]] if prev[0] in out else prev[1].to_ndarray(format='rgb24', **conv))
-    elif prev is None: out['_end'] = None
     return out
 
+# %% ../nbs/02_video.ipynb #c037
 def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
     out = _pyav_decode(path, wanted, hw, native, seek=True) if wanted[0] > 0 else None
     if out is None or out.get('_end', 0) is None: out = _pyav_decode(path, wanted, hw, native, seek=False)
@@ -172,10 +255,12 @@ def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: 
         for i in missing: out[i] = end[1]
     return np.stack([out[int(i)] for i in wanted])
 
-# %% ../nbs/02_video.ipynb #c018
+_READ = {'decord': _decord_read, 'torchcodec': _torchcodec_read, 'pyav': _pyav_read}
+
+# %% ../nbs/02_video.ipynb #c038
 def read_frames(path, # video file
                 indices, # frame indices (any order, repeats allowed)
-                backend: str='decord', # 'decord' (PyAV when decord fails) or 'pyav'
+                backend: str=DEFAULT_BACKEND, # first backend to try (see `fallback_chain`)
                 short_side: int|None=None, # resize while decoding so the short side is this; None = native
                 strict: bool=False, # raise instead of repeating the last frame when a file ends early
                ) -> np.ndarray:
@@ -188,36 +273,24 @@ def read_frames(path, # video file
         raise IndexError(f"{path}: frame indices must be in [0, {meta.num_frames}), got {idx.min()}..{idx.max()}")
     wanted, inverse = np.unique(idx, return_inverse=True)
     hw, native = output_size(meta, short_side), (meta.height, meta.width)
-    frames, errors = None, []
-    if backend == 'decord' and path not in _DECORD_FAILED and _decord() is not None:
-        try: frames = _decord_read(path, wanted, hw, native)
-        except Exception as e:  # decord's own errors: fall back to PyAV
-            errors.append(f"decord: {e}"); _DECORD_FAILED.add(path)
-            logger.debug("decord cannot read %s (%s); using PyAV", path, e)
-    if frames is None:
-        try: frames = _pyav_read(path, wanted, hw, native, strict)
-        except VideoDecodeError as e: raise VideoDecodeError(path, '; '.join(errors + [f"PyAV: {e.reason}"])) from None
-        except Exception as e:
-            raise VideoDecodeError(path, '; '.join(errors + [f"PyAV: {type(e).__name__}: {e}"])) from None
+    frames, _ = _first_success(path, backend, lambda b: _READ[b](path, wanted, hw, native, strict))
     return frames[inverse.ravel()]
 
-# %% ../nbs/02_video.ipynb #c026
+# %% ../nbs/02_video.ipynb #c046
 def header_frames(path) -> int|None:
     "The frame count a video's container header claims (None when it does not say)."
-    import av
     try:
-        with av.open(os.fspath(path)) as c: return int(c.streams.video[0].frames) or None
+        with _module('pyav').open(os.fspath(path)) as c: return int(c.streams.video[0].frames) or None
     except Exception: return None
 
-# %% ../nbs/02_video.ipynb #c029
+# %% ../nbs/02_video.ipynb #c049
 def probe_video(path, # video file
                 min_frames: int=1, # shorter videos are reported
-                backend: str='decord', # backend the training will use
+                backend: str=DEFAULT_BACKEND, # backend the training will use
                ) -> str|None:
     "None if a video is readable, else the reason it is not."
     try:
-        meta = video_meta(path, backend)
-        n = meta.num_frames
+        n = video_meta(path, backend).num_frames
         if n < min_frames: return f"too short: {n} frames < {min_frames}"
         claimed = header_frames(path)
         if claimed and n < claimed - max(2, 0.05 * claimed):
@@ -226,7 +299,29 @@ def probe_video(path, # video file
     except VideoDecodeError as e: return e.reason
     return None
 
-# %% ../nbs/02_video.ipynb #c034
+# %% ../nbs/02_video.ipynb #c054
+def walk_files(root, # folder to walk
+               skip=(), # folders not to enter
+              ) -> tuple:
+    "(sorted files under root, [(path, problem), ...]) following links, each real folder once."
+    root, files, problems = Path(root), [], []
+    skip = {os.path.realpath(s) for s in skip}
+    seen = {os.path.realpath(root)}
+    def onerror(e): problems.append((str(e.filename), f"cannot read folder: {e.strerror}"))
+    for dirpath, dirs, names in os.walk(root, followlinks=True, onerror=onerror):
+        for d in list(dirs):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in skip: dirs.remove(d)
+            elif real in seen:
+                dirs.remove(d); problems.append((os.path.join(dirpath, d), f"symlink loop or repeated folder ({real}), not followed"))
+            else: seen.add(real)
+        for n in names:
+            p = Path(dirpath) / n
+            if p.is_file(): files.append(p)
+            elif p.is_symlink(): problems.append((str(p), f"broken or looping symlink -> {os.readlink(p)}"))
+    return sorted(files), problems
+
+# %% ../nbs/02_video.ipynb #c057
 def transcode_video(src, # input video
                     dst, # output file (.avi: MPEG-4 Part 2, .mp4: H.264)
                     short_side: int|None=128, # output short side (even); None = native size
@@ -236,64 +331,133 @@ def transcode_video(src, # input video
     "Re-encode one video at a new size with a fixed key-frame interval."
     import av
     src, dst = Path(src), Path(dst)
-    meta = video_meta(src, 'pyav')
-    h, w = output_size(meta, short_side)
+    h, w = output_size(video_meta(src, 'pyav'), short_side)
     h, w = h - h % 2, w - w % 2
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + '.part')
     try:
-        with av.open(str(src)) as inp, av.open(str(tmp), mode='w', format='avi' if dst.suffix == '.avi' else 'mp4') as out:
+        with av.open(str(src)) as inp, av.open(str(tmp), mode='w', format=_container_format(dst)) as out:
             ist = inp.streams.video[0]
-            rate = ist.average_rate or ist.guessed_rate or 25
-            if dst.suffix == '.avi' or 'libx264' not in av.codecs_available:
-                ost = out.add_stream('mpeg4', rate=rate); ost.bit_rate = bit_rate
-            else:
-                ost = out.add_stream('libx264', rate=rate); ost.options = {'crf': '20', 'preset': 'veryfast'}
-            ost.width, ost.height, ost.pix_fmt = w, h, 'yuv420p'
-            ost.codec_context.gop_size = gop
+            ost = _add_stream(out, dst, ist.average_rate or ist.guessed_rate or 25, w, h, gop, bit_rate, 20)
             for frame in inp.decode(ist):
                 img = frame.to_ndarray(format='rgb24', width=w, height=h)
                 for pkt in ost.encode(av.VideoFrame.from_ndarray(img, format='rgb24')): out.mux(pkt)
             for pkt in ost.encode(): out.mux(pkt)
-    except VideoDecodeError: tmp.unlink(missing_ok=True); raise
     except Exception as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, VideoDecodeError): raise
         raise VideoDecodeError(src, f"transcoding failed: {type(e).__name__}: {e}") from None
     tmp.replace(dst)
     return dst
 
-# %% ../nbs/02_video.ipynb #c035
-def _transcode_one(args):
-    src, dst, short_side, gop = args
-    try: transcode_video(src, dst, short_side, gop); return None
-    except VideoDecodeError as e: return (str(src), e.reason)
+# %% ../nbs/02_video.ipynb #c059
+def copy_atomic(src, # file to copy
+                dst, # destination file (its folder is created)
+               ) -> Path:
+    "Copy a file with its metadata through a temporary file in the destination folder, then rename."
+    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as f, open(src, 'rb') as s: shutil.copyfileobj(s, f, 1 << 20)
+        shutil.copystat(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return dst
 
-def transcode_cli(argv=None) -> int:
-    "hcmtl-transcode SRC DST: re-encode every video under SRC into DST (same tree); exit 1 if any fails."
-    p = argparse.ArgumentParser(prog='hcmtl-transcode', description=transcode_cli.__doc__)
-    p.add_argument('src', help='dataset root to read')
-    p.add_argument('dst', help='root to write (created)')
-    p.add_argument('--short-side', type=int, default=128, help='output short side in pixels (0 = native)')
-    p.add_argument('--gop', type=int, default=16, help='key-frame interval of the output')
-    p.add_argument('--workers', type=int, default=0, help='processes (0 = all cores)')
-    p.add_argument('--overwrite', action='store_true', help='re-encode files that already exist in DST')
-    a = p.parse_args(argv)
-    src, dst = Path(a.src), Path(a.dst)
-    if not src.is_dir(): print(f"hcmtl-transcode: not a folder: {src}", file=sys.stderr); return 2
-    jobs = []
-    for f in sorted(src.rglob('*')):
-        if not f.is_file(): continue
-        out = dst / f.relative_to(src)
-        if out.exists() and not a.overwrite: continue
-        if f.suffix.lower() in VIDEO_EXTS: jobs.append((f, out, a.short_side or None, a.gop))
-        else: out.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, out)
-    workers = a.workers or os.cpu_count() or 1
+# %% ../nbs/02_video.ipynb #c062
+MANIFEST = '.hcmtl-transcode.json'
+
+def _load_manifest(dst: Path) -> dict:
+    "The output records of earlier runs into `dst` (empty when none or unreadable)."
+    try: return json.loads((dst / MANIFEST).read_text()).get('outputs', {})
+    except (OSError, ValueError, AttributeError): return {}
+
+def _save_manifest(dst: Path, outputs: dict):
+    dst.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst, prefix=f'{MANIFEST}.', suffix='.part')
+    with os.fdopen(fd, 'w') as f: json.dump({'version': 1, 'outputs': outputs}, f, indent=0, sort_keys=True)
+    os.replace(tmp, dst / MANIFEST)
+
+def _record(src: Path, settings: dict) -> dict:
+    "What an output depends on: its settings and its source's size and modification time."
+    st = src.stat()
+    return {**settings, 'src_size': st.st_size, 'src_mtime_ns': st.st_mtime_ns}
+
+# %% ../nbs/02_video.ipynb #c064
+def plan_transcode(src: Path, dst: Path, short_side: int|None, gop: int, overwrite: bool=False) -> tuple:
+    "([(kind, src_file, out_file, record), ...] still to do, n up to date, tree problems, manifest)."
+    rs, rd = src.resolve(), dst.resolve()
+    if rs == rd or rs.is_relative_to(rd):
+        raise ValueError(f"hcmtl-transcode: SRC {src} is inside DST {dst}: outputs would overwrite inputs; choose another DST")
+    files, problems = walk_files(src, skip=[rd] if rd.is_relative_to(rs) else [])
+    manifest, todo, done = ({} if overwrite else _load_manifest(dst)), [], 0
+    for f in (f for f in files if f.name != MANIFEST):
+        rel = f.relative_to(src).as_posix()
+        kind = 'video' if f.suffix.lower() in VIDEO_EXTS else 'copy'
+        rec = _record(f, {'kind': kind, 'short_side': short_side, 'gop': gop} if kind == 'video' else {'kind': kind})
+        if manifest.get(rel) == rec and (dst / rel).is_file(): done += 1
+        else: todo.append((kind, f, dst / rel, rec))
+    return todo, done, problems, manifest
+
+# %% ../nbs/02_video.ipynb #c065
+def _transcode_one(job):
+    kind, src, dst, short_side, gop = job
+    try:
+        if kind == 'video': transcode_video(src, dst, short_side, gop)
+        else: copy_atomic(src, dst)
+        return None
+    except VideoDecodeError as e: return e.reason
+    except OSError as e: return f"{type(e).__name__}: {e}"
+
+def _run_jobs(jobs: list, workers: int):
+    "Yield (job index, failure reason or None) as the jobs finish, in a process pool when workers > 1."
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
         ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
-        with ctx.Pool(workers) as pool: results = pool.map(_transcode_one, jobs, chunksize=4)
-    else: results = [_transcode_one(j) for j in jobs]
-    bad = [r for r in results if r]
-    for path, reason in bad: print(f"FAILED {path}: {reason}")
-    print(f"transcoded {len(jobs) - len(bad)} of {len(jobs)} videos from {src} to {dst}")
-    return 1 if bad else 0
+        with ctx.Pool(workers) as pool: yield from enumerate(pool.imap(_transcode_one, jobs, chunksize=1))
+    else:
+        for k, j in enumerate(jobs): yield k, _transcode_one(j)
+
+# %% ../nbs/02_video.ipynb #c066
+def transcode_tree(src, # dataset root to read
+                   dst, # root to write
+                   short_side: int|None=128, # output short side; None = native
+                   gop: int=16, # key-frame interval of the outputs
+                   workers: int=1, # processes
+                   overwrite: bool=False, # redo every output
+                  ) -> dict:
+    "Re-encode the videos and copy the other files of a tree; dict(done, skipped, failed, problems)."
+    src, dst = Path(src), Path(dst)
+    todo, done, problems, manifest = plan_transcode(src, dst, short_side, gop, overwrite)
+    jobs = [(kind, f, out, short_side, gop) for kind, f, out, _ in todo]
+    failed, last = [], time.monotonic()
+    for k, reason in _run_jobs(jobs, workers):
+        rel = todo[k][2].relative_to(dst).as_posix()
+        if reason is None: manifest[rel] = todo[k][3]
+        else: failed.append((str(todo[k][1]), reason)); manifest.pop(rel, None)
+        if time.monotonic() - last > 5: _save_manifest(dst, manifest); last = time.monotonic()
+    _save_manifest(dst, manifest)
+    return dict(done=len(todo) - len(failed), skipped=done, failed=failed, problems=problems,
+                videos=sum(1 for t in todo if t[0] == 'video'))
+
+# %% ../nbs/02_video.ipynb #c067
+def transcode_cli(argv=None) -> int:
+    "hcmtl-transcode SRC DST: re-encode every video under SRC into DST (same tree), copy the other files; exit 1 if any fails."
+    p = argparse.ArgumentParser(prog='hcmtl-transcode', description=transcode_cli.__doc__)
+    p.add_argument('src', help='dataset root to read')
+    p.add_argument('dst', help='root to write (created); a rerun redoes what differs from its manifest')
+    p.add_argument('--short-side', type=int, default=128, help='output short side in pixels (0 = native)')
+    p.add_argument('--gop', type=int, default=16, help='key-frame interval of the output')
+    p.add_argument('--workers', type=int, default=0, help='processes (0 = all cores)')
+    p.add_argument('--overwrite', action='store_true', help='redo every output, whatever the manifest says')
+    a = p.parse_args(argv)
+    src, dst = Path(a.src), Path(a.dst)
+    if not src.is_dir(): print(f"hcmtl-transcode: not a folder: {src}", file=sys.stderr); return 2
+    try: r = transcode_tree(src, dst, a.short_side or None, a.gop, a.workers or os.cpu_count() or 1, a.overwrite)
+    except ValueError as e: print(e, file=sys.stderr); return 2
+    for path, reason in r['problems']: print(f"SKIPPED {path}: {reason}")
+    for path, reason in r['failed']: print(f"FAILED {path}: {reason}")
+    print(f"wrote {r['done']} files ({r['videos']} to transcode, {len(r['failed'])} failed), "
+          f"{r['skipped']} already up to date, from {src} to {dst}")
+    return 1 if r['failed'] else 0

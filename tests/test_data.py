@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from hcmtl.core import get_preset
-from hcmtl.testing import write_video, moving_square_frames
+from hcmtl.video import write_video
+from hcmtl.testing import moving_square_frames
 from hcmtl import datasets as hds
 from hcmtl.datasets import (read_ucf101, read_hmdb51, carve_val, build_splits, check_videos_cli, Blacklist,
                             SpeedPairDataset, ClipDataset, VideoClipsDataset, UCF101_SPLIT_SIZES)
@@ -204,9 +205,10 @@ def test_check_videos_cli(tmp_path):
     for p in bad_files: assert any(str(p) in l for l in bad_lines)
     bl = Blacklist.from_file(tmp_path / 'bl.txt')
     assert len(bl) == 4 and all(p in bl for p in bad_files) and paths[3] not in bl
-    # in-process call, default output ROOT/blacklist.txt, PyAV backend
+    # in-process, default output ROOT/blacklist.txt, PyAV backend, default --preset quick: 16-frame window
     assert check_videos_cli([str(root), '--backend', 'pyav']) == 1
-    assert len(Blacklist.from_file(root / 'blacklist.txt')) == 3
+    bl = Blacklist.from_file(root / 'blacklist.txt')
+    assert len(bl) == 4 and root / 'short.avi' in bl
     assert check_videos_cli([str(tmp_path / 'nope')]) == 2
 
 
@@ -235,7 +237,7 @@ def test_epoch_over_corrupt_files(tmp_path, workers, caplog):
 def test_blacklist_in_config_and_distributed_sampler(tmp_path):
     paths = make_video_tree(tmp_path / 'data', n=6)
     bad = corrupt(paths)
-    assert check_videos_cli([str(tmp_path / 'data'), '--out', str(tmp_path / 'bl.txt')]) == 1
+    assert check_videos_cli([str(tmp_path / 'data'), '--out', str(tmp_path / 'bl.txt'), '--preset', 'smoke']) == 1
     cfg = get_preset('smoke').data
     cfg.blacklist = str(tmp_path / 'bl.txt')
     items = [hds.VideoItem(str(p), k % 2) for k, p in enumerate(paths)]
