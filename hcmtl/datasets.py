@@ -519,7 +519,8 @@ class VideoDatasetBase(Dataset, abc.ABC):
             if dropped: logger.warning("%d videos skipped because they are in the blacklist %s", len(dropped), bl)
         if not items: raise ValueError(f"{type(self).__name__}: no videos (empty list, or all blacklisted)")
         self.items, self.dcfg, self.train, self.seed, self.replace_unreadable = items, dcfg, train, 0, substitute
-        self.center_fraction = min(1.0, dcfg.size / dcfg.decode_short_side) if dcfg.decode_short_side else 1.0
+        square = getattr(dcfg, 'test_crop', 'square') == 'square'  # RSPNet: the largest centred square
+        self.center_fraction = 1.0 if square or not dcfg.decode_short_side else min(1.0, dcfg.size / dcfg.decode_short_side)
         self.bad, self.short, self._short = {}, set(), 0  # {path: reason} unreadable, paths too short (this process)
 
     def __len__(self): return len(self.items)

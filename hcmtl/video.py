@@ -62,7 +62,13 @@ def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_ra
         st = out.add_stream('libx264', rate=rate); st.options = {'crf': str(crf), 'preset': 'veryfast'}
     st.width, st.height, st.pix_fmt = width, height, 'yuv420p'
     st.codec_context.gop_size = gop
+    st.codec_context.thread_count = 1  # output bytes independent of the core count (frame-threaded x264 is not)
     return st
+
+def _yuv_frame(img: np.ndarray):
+    "An RGB frame converted explicitly to yuv420p (PyAV's implicit conversion feeds x264 nondeterministically)."
+    import av
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format='rgb24').reformat(format='yuv420p')
 
 # %% ../nbs/02_video.ipynb #c014
 def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.264 when available)
@@ -82,7 +88,7 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.2
     with av.open(str(tmp), mode='w', format=_container_format(path)) as out:
         st = _add_stream(out, path, fps, w, h, gop, bit_rate, 18)
         for f in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24')): out.mux(pkt)
+            for pkt in st.encode(_yuv_frame(f)): out.mux(pkt)
         for pkt in st.encode(): out.mux(pkt)
     tmp.replace(path)
     return path
@@ -341,7 +347,7 @@ def transcode_video(src, # input video
             ost = _add_stream(out, dst, ist.average_rate or ist.guessed_rate or 25, w, h, gop, bit_rate, 20)
             for frame in inp.decode(ist):
                 img = frame.to_ndarray(format='rgb24', width=w, height=h)
-                for pkt in ost.encode(av.VideoFrame.from_ndarray(img, format='rgb24')): out.mux(pkt)
+                for pkt in ost.encode(_yuv_frame(img)): out.mux(pkt)
             for pkt in ost.encode(): out.mux(pkt)
     except Exception as e:
         tmp.unlink(missing_ok=True)
