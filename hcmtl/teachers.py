@@ -13,8 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
-from .core import IMAGENET_MEAN, IMAGENET_STD, TeacherConfig, get_preset, environment_record, seed_everything
+from .core import (IMAGENET_MEAN, IMAGENET_STD, ConfigError, TeacherConfig, get_preset, environment_record,
+                        seed_everything, teacher_native_size)
+from .accel import autocast
 
 # %% auto #0
 __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATASETS', 'PART_LABELS', 'SYNTH_TEACHER_FORMAT',
@@ -23,7 +26,7 @@ __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATAS
            'draw_stick_figure', 'fake_parsing_set', 'parsing_root', 'read_parsing_split', 'confusion_matrix',
            'iou_from_confusion', 'stride_ceiling_miou', 'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher',
            'load_synth_teacher', 'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli',
-           'TeacherCache', 'middle_source_frames', 'find_world']
+           'TeacherCache', 'middle_source_frames', 'find_world', 'teacher_resolution_study']
 
 # %% ../nbs/07_teachers.ipynb #c005
 logger = logging.getLogger('hcmtl.teachers')
@@ -44,7 +47,7 @@ class Teacher(nn.Module):
                  std=IMAGENET_STD, # normalisation std, same order
                  bgr: bool=False, # the network wants BGR (SCHP) rather than RGB
                  input_size: int|tuple|None=None, # resolution the network runs at; None = the frames' own size
-                 amp: bool=True, # bf16 autocast when running on CUDA
+                 amp: bool|str=True, # autocast on CUDA (True = the device's precision), or a precision for any device
                 ):
         super().__init__()
         self.net, self.label_names, self.bgr, self.amp = net, list(label_names), bgr, amp
@@ -83,7 +86,7 @@ class Teacher(nn.Module):
                ) -> torch.Tensor:
         "Softmax probabilities F_t (eq. 2), float32 N×C×h×w."
         x = self.prepare(frames)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.amp and x.is_cuda):
+        with autocast(x.device, self.amp if (x.is_cuda or isinstance(self.amp, str)) else False):
             z = self.logits(x)
         p = z.float().softmax(1)
         if out_size is not None and tuple(p.shape[-2:]) != tuple(out_size):
@@ -91,6 +94,32 @@ class Teacher(nn.Module):
         return p
 
 # %% ../nbs/07_teachers.ipynb #c009
+@torch.no_grad()
+def _letterbox(x: torch.Tensor, size: tuple) -> tuple:
+    "Frames scaled to fit `size` with their aspect ratio, centred on black: (padded, (top, left, h, w))."
+    H, W = x.shape[-2:]
+    s = min(size[0] / H, size[1] / W)
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    x = F.interpolate(x, size=(h, w), mode='bilinear', align_corners=False, antialias=s < 1)
+    top, left = (size[0] - h) // 2, (size[1] - w) // 2
+    return F.pad(x, (left, size[1] - w - left, top, size[0] - h - top)), (top, left, h, w)
+
+@patch
+@torch.no_grad()
+def frame_maps(self: Teacher, frames: torch.Tensor, # N×3×H×W RGB whole frames, uint8 or float in [0, 1]
+               out_size: tuple|None=None, # (h, w) of the returned maps; None = the frame at 1/output_stride
+              ) -> torch.Tensor:
+    "F_t of whole frames parsed at the teacher's input size (aspect kept, padded), mapped back onto the frames."
+    H, W = frames.shape[-2:]
+    out_size = tuple(out_size or (max(1, H // self.output_stride), max(1, W // self.output_stride)))
+    if self.input_size is None: return self(frames, out_size=out_size)
+    x, (top, left, h, w) = _letterbox(to_unit_float(frames.to(self.mean.device)), self.input_size)
+    p, (S_h, S_w) = self(x), self.input_size
+    theta = torch.tensor([[[w / S_w, 0, (2 * left + w) / S_w - 1], [0, h / S_h, (2 * top + h) / S_h - 1]]], device=p.device)
+    grid = F.affine_grid(theta.expand(len(p), 2, 3), (len(p), 1, *out_size), align_corners=False)
+    return F.grid_sample(p, grid, mode='bilinear', padding_mode='border', align_corners=False)
+
+# %% ../nbs/07_teachers.ipynb #c013
 class ABN(nn.Module):
     "Inference-only activated batch norm with InPlace-ABN semantics: scale |weight|+eps, optional leaky ReLU."
     def __init__(self, channels: int, # number of channels
@@ -113,7 +142,7 @@ class ABN(nn.Module):
 
     def extra_repr(self): return f"{self.weight.numel()}, activation={self.activation}"
 
-# %% ../nbs/07_teachers.ipynb #c012
+# %% ../nbs/07_teachers.ipynb #c016
 def _conv(cin, cout, k=1, stride=1, dilation=1, bias=False):
     return nn.Conv2d(cin, cout, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, bias=bias)
 
@@ -177,7 +206,7 @@ class SCHPDecoder(nn.Module):
         x = self.conv3(torch.cat([_up(self.conv1(context), skip), self.conv2(skip)], 1))
         return self.conv4(x), x
 
-# %% ../nbs/07_teachers.ipynb #c014
+# %% ../nbs/07_teachers.ipynb #c018
 SCHP_LAYERS = (3, 4, 23, 3)  # ResNet-101
 SCHP_MEAN_BGR = (0.406, 0.456, 0.485)  # SCHP input normalisation, BGR order, on [0, 1] pixels
 SCHP_STD_BGR = (0.225, 0.224, 0.229)
@@ -224,7 +253,7 @@ class SCHPNet(nn.Module):
         parsing, fusion, edge = self._run(x, True)
         return [[parsing, fusion], [edge]]
 
-# %% ../nbs/07_teachers.ipynb #c018
+# %% ../nbs/07_teachers.ipynb #c022
 SCHP_DATASETS = {
     'lip': dict(num_classes=20, input_size=(473, 473), labels=[
         'Background', 'Hat', 'Hair', 'Glove', 'Sunglasses', 'Upper-clothes', 'Dress', 'Coat', 'Socks', 'Pants',
@@ -288,17 +317,17 @@ def load_schp(path, # released SCHP checkpoint (.pth)
     net.native_size = info['input_size'] if info else None
     return net.eval().requires_grad_(False)
 
-# %% ../nbs/07_teachers.ipynb #c022
+# %% ../nbs/07_teachers.ipynb #c026
 class SCHPTeacher(Teacher):
     "The SCHP network as a frozen teacher: RGB [0,1] -> BGR, SCHP mean/std, fusion softmax at 1/4."
     def __init__(self, net: SCHPNet, # a loaded network (see `load_schp`)
                  input_size: int|tuple|None=None, # resolution SCHP runs at; None = the frames' own size
-                 amp: bool=True, # bf16 autocast on CUDA
+                 amp: bool|str=True, # autocast on CUDA, or a precision for any device
                 ):
         labels = getattr(net, 'label_names', None) or [f'class_{i}' for i in range(net.num_classes)]
         super().__init__(net, labels, SCHP_MEAN_BGR, SCHP_STD_BGR, bgr=True, input_size=input_size, amp=amp)
 
-# %% ../nbs/07_teachers.ipynb #c025
+# %% ../nbs/07_teachers.ipynb #c029
 PART_LABELS = ['background', 'head', 'torso', 'upper arms', 'lower arms', 'upper legs', 'lower legs']  # Pascal-Person-Part
 
 def _cbr(cin, cout, stride=1, dilation=1):
@@ -332,7 +361,7 @@ class SynthParsingNet(nn.Module):
         y = self.up8(torch.cat([up(c, x8), x8], 1))
         return self.classifier(self.up4(torch.cat([up(y, x4), x4], 1)))
 
-# %% ../nbs/07_teachers.ipynb #c028
+# %% ../nbs/07_teachers.ipynb #c032
 def draw_stick_figure(size: int=64, # image side
                       rng: np.random.Generator|None=None, # random source
                      ) -> tuple:
@@ -387,7 +416,7 @@ def fake_parsing_set(root, # output folder (gets train/ and val/)
             cv2.imwrite(str(root / split / 'labels' / f'{i:05d}.png'), lab)
     return root
 
-# %% ../nbs/07_teachers.ipynb #c031
+# %% ../nbs/07_teachers.ipynb #c035
 def parsing_root(data_dir) -> Path:
     "The parsing-set folder of a world `W` (`W/lip`) or the folder itself if it holds train/ and val/."
     d = Path(data_dir)
@@ -421,7 +450,7 @@ def read_parsing_split(data_dir, # world root W, or a folder holding {train,val}
     images = torch.from_numpy(np.ascontiguousarray(np.stack(imgs))).permute(0, 3, 1, 2).contiguous()
     return images, torch.from_numpy(np.stack(labs)), [f.stem for f in files]
 
-# %% ../nbs/07_teachers.ipynb #c034
+# %% ../nbs/07_teachers.ipynb #c038
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     "num_classes×num_classes counts, rows = truth, columns = prediction."
     idx = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
@@ -466,7 +495,7 @@ def evaluate_teacher(teacher: Teacher, # any teacher
     out['ceiling_miou'] = stride_ceiling_miou(labels, teacher.num_classes, teacher.output_stride)
     return out
 
-# %% ../nbs/07_teachers.ipynb #c037
+# %% ../nbs/07_teachers.ipynb #c041
 def _affine_crops(n, size, gen, scale=(0.4, 1.0), ratio=(3/4, 4/3), flip_p=0.5):
     "Sampling grids of random resized crops + flips for a batch (normalised coordinates)."
     area = torch.empty(n).uniform_(*scale, generator=gen)
@@ -500,7 +529,7 @@ def augment_parsing_batch(images: torch.Tensor, # uint8 N×3×H×W
     y = F.grid_sample(labels[:, None].float(), grid, mode='nearest', padding_mode='border', align_corners=False)
     return _jitter(x, gen), y[:, 0].long()
 
-# %% ../nbs/07_teachers.ipynb #c040
+# %% ../nbs/07_teachers.ipynb #c044
 SYNTH_TEACHER_FORMAT = 'hcmtl-synth-teacher-v1'
 
 class SynthTeacher(Teacher):
@@ -508,7 +537,7 @@ class SynthTeacher(Teacher):
     def __init__(self, net: SynthParsingNet, # trained network
                  label_names=PART_LABELS, # class names
                  input_size: int|tuple|None=None, # resolution it runs at; None = the frames' own size
-                 amp: bool=True, # bf16 autocast on CUDA
+                 amp: bool|str=True, # autocast on CUDA, or a precision for any device
                  meta: dict|None=None, # what the checkpoint says about the training (metrics, settings)
                 ):
         super().__init__(net.eval(), label_names, IMAGENET_MEAN, IMAGENET_STD, bgr=False, input_size=input_size, amp=amp)
@@ -516,7 +545,7 @@ class SynthTeacher(Teacher):
 
 def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
                        input_size: int|tuple|None=None, # resolution it runs at; None = the frames' own size
-                       amp: bool=True, # bf16 autocast on CUDA
+                       amp: bool|str=True, # autocast on CUDA, or a precision for any device
                       ) -> SynthTeacher:
     "Load a synthetic-world teacher checkpoint (weights_only) as a frozen `SynthTeacher`."
     path = Path(path)
@@ -533,7 +562,7 @@ def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
     meta = {k: v for k, v in ck.items() if k not in ('state_dict',)}
     return SynthTeacher(net, ck['label_names'], input_size=input_size, amp=amp, meta=meta)
 
-# %% ../nbs/07_teachers.ipynb #c041
+# %% ../nbs/07_teachers.ipynb #c045
 def _save_atomic(obj, path: Path):
     tmp = path.with_name(path.name + '.part')
     torch.save(obj, tmp); os.replace(tmp, path)
@@ -623,7 +652,9 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
               f"pixel accuracy {metrics['pixel_acc']:.3f}; {seconds}s; saved {out_file}")
     return {'checkpoint': str(out_file), **metrics, 'seconds': seconds}
 
-# %% ../nbs/07_teachers.ipynb #c045
+# %% ../nbs/07_teachers.ipynb #c049
+def _pair(v): return (v, v) if isinstance(v, int) else (tuple(v) if v else None)
+
 def load_teacher(tcfg: TeacherConfig, # cfg.teacher
                  world=None, # synthetic world root W (default place of the synthetic teacher)
                  device=None, # move the teacher there (the student's device)
@@ -631,7 +662,7 @@ def load_teacher(tcfg: TeacherConfig, # cfg.teacher
     "The frozen teacher described by `cfg.teacher`: a `SynthTeacher` or an `SCHPTeacher`."
     if tcfg.kind == 'synth':
         if tcfg.path is None and world is None:
-            raise ValueError("config field `teacher.path`: no teacher file and no synthetic world to look in; "
+            raise ConfigError("config field `teacher.path`: no teacher file and no synthetic world to look in; "
                              "set teacher.path or pass world=W")
         path = Path(tcfg.path) if tcfg.path else Path(world) / 'teacher.pt'
         if not path.is_file():
@@ -639,18 +670,19 @@ def load_teacher(tcfg: TeacherConfig, # cfg.teacher
             raise FileNotFoundError(f"synthetic teacher not found: {path}; train it with "
                                     f"`hcmtl-teacher train --data {hint} --out {path}`")
         teacher = load_synth_teacher(path, input_size=tcfg.input_size)
+        if teacher.input_size is None: teacher.input_size = _pair(teacher.meta.get('train_size'))
     elif tcfg.kind == 'schp':
         if tcfg.path is None:
-            raise ValueError("config field `teacher.path`: teacher.kind='schp' needs the path of a released SCHP "
+            raise ConfigError("config field `teacher.path`: teacher.kind='schp' needs the path of a released SCHP "
                              "checkpoint (download it yourself; nothing is fetched)")
-        teacher = SCHPTeacher(load_schp(tcfg.path), input_size=tcfg.input_size)
-    else: raise ValueError(f"config field `teacher.kind`: unknown teacher {tcfg.kind!r}; choose 'synth' or 'schp'")
+        teacher = SCHPTeacher(load_schp(tcfg.path), input_size=teacher_native_size(tcfg))
+    else: raise ConfigError(f"config field `teacher.kind`: unknown teacher {tcfg.kind!r}; choose 'synth' or 'schp'")
     if teacher.num_classes != tcfg.num_classes:
-        raise ValueError(f"config field `teacher.num_classes`: is {tcfg.num_classes} but the teacher "
-                         f"{tcfg.path or path} has {teacher.num_classes} classes")
+        raise ConfigError(f"config field `teacher.num_classes`: is {tcfg.num_classes} but the teacher "
+                          f"{tcfg.path or path} has {teacher.num_classes} classes; set teacher.num_classes={teacher.num_classes}")
     return teacher.to(device) if device is not None else teacher
 
-# %% ../nbs/07_teachers.ipynb #c048
+# %% ../nbs/07_teachers.ipynb #c052
 def teacher_cli(argv=None) -> int:
     "Command line `hcmtl-teacher`: train or evaluate the parsing teacher."
     p = argparse.ArgumentParser(prog='hcmtl-teacher', description='Train or evaluate the frozen parsing teacher.')
@@ -681,29 +713,36 @@ def teacher_cli(argv=None) -> int:
         res = train_synth_teacher(a.data, a.out, epochs=a.epochs or t.train_epochs, size=a.size or t.train_size,
                                   width=a.width or t.width, seed=a.seed, device=a.device, batch_size=a.batch_size)
         return 0 if res['miou'] == res['miou'] else 1
-    path = a.teacher or str(Path(a.data) / 'teacher.pt')
-    teacher = (load_synth_teacher(path, a.input_size) if a.kind == 'synth'
-               else SCHPTeacher(load_schp(path), input_size=a.input_size)).to(a.device)
+    teacher = _cli_teacher(a, Path(a.data))
     m = evaluate_teacher(teacher, a.data)
     print(json.dumps(m, indent=2))
     return 0
 
-# %% ../nbs/07_teachers.ipynb #c049
+# %% ../nbs/07_teachers.ipynb #c053
+def _cli_teacher(a, root: Path) -> Teacher:
+    "The teacher a `hcmtl-teacher` command names (--teacher/--kind/--input-size), at its native size by default."
+    path = a.teacher or str(root / 'teacher.pt')
+    if a.kind == 'synth':
+        t = load_synth_teacher(path, a.input_size)
+        t.input_size = t.input_size or _pair(t.meta.get('train_size'))
+    else:
+        net = load_schp(path)
+        t = SCHPTeacher(net, input_size=a.input_size or teacher_native_size(TeacherConfig('schp', num_classes=net.num_classes)))
+    return t.to(a.device)
+
 def _cache_pool(a) -> int:
-    "`hcmtl-teacher cache`: teacher maps of every pool video, decoded as the pretraining decodes them."
+    "`hcmtl-teacher cache`: native-resolution teacher maps of every pool video, decoded as the pretraining decodes them."
     from hcmtl.datasets import read_kinetics
     root, d = Path(a.data), get_preset(a.preset).data
     pool = root / 'kinetics' if (root / 'kinetics').is_dir() else root
-    path = a.teacher or str(root / 'teacher.pt')
-    teacher = (load_synth_teacher(path, a.input_size) if a.kind == 'synth'
-               else SCHPTeacher(load_schp(path), input_size=a.input_size)).to(a.device)
+    teacher = _cli_teacher(a, root)
     cache, t0 = TeacherCache(a.out, teacher.label_names, stride=a.stride), time.time()
     items = read_kinetics(pool, 'train').train
     for it in items: cache.build_video(teacher, it.path, d.decode_short_side, d.backend)
     print(f"cached {len(items)} videos of {pool} in {a.out}: {cache.disk_bytes() / 2**20:.1f} MiB, {time.time() - t0:.1f}s")
     return 0
 
-# %% ../nbs/07_teachers.ipynb #c052
+# %% ../nbs/07_teachers.ipynb #c056
 class TeacherCache:
     "Precomputed teacher maps F_t (eq. 2) of candidate middle frames, uint8-quantised, one file per video."
     def __init__(self, root, # cache folder (cfg.teacher.cache)
@@ -725,14 +764,14 @@ class TeacherCache:
             indices, # source frame index of each row of `frames`
             batch_size: int=64, # frames per teacher forward
            ) -> Path:
-        "Run the teacher on whole frames and store the quantised maps of `video`."
+        "Run the teacher on whole frames at its input size and store the quantised maps of `video`."
         frames = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2)
-        maps = [teacher(frames[i:i + batch_size]).mul_(255).round_().to('cpu', torch.uint8)
+        maps = [teacher.frame_maps(frames[i:i + batch_size]).mul_(255).round_().to('cpu', torch.uint8)
                 for i in range(0, len(frames), batch_size)]
         probs = torch.cat(maps).numpy()
         self.root.mkdir(parents=True, exist_ok=True)
         meta = {'video': str(video), 'frame_hw': list(frames.shape[-2:]), 'shape': list(probs.shape),
-                'label_names': teacher.label_names, 'sha256': hashlib.sha256(probs.tobytes()).hexdigest()}
+                'teacher_input': list(teacher.input_size or frames.shape[-2:]), 'label_names': teacher.label_names, 'sha256': hashlib.sha256(probs.tobytes()).hexdigest()}
         f = self.file(video); tmp = f.with_name(f.stem + '.part.npz')
         np.savez_compressed(tmp, probs=probs, indices=np.asarray(indices, np.int32), meta=np.array(json.dumps(meta)))
         os.replace(tmp, f)
@@ -794,7 +833,7 @@ class TeacherCache:
         "Bytes used by the cache files."
         return sum(f.stat().st_size for f in self.root.glob('*.npz'))
 
-# %% ../nbs/07_teachers.ipynb #c056
+# %% ../nbs/07_teachers.ipynb #c060
 def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of the two windows (dataset 'frame_idx')
                          speeds, # B speeds of the clips (q: s_pos per sample)
                          clip_len: int, # frames per clip T
@@ -804,7 +843,7 @@ def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of th
     s = torch.as_tensor(speeds, dtype=torch.long, device=frame_idx.device)
     return frame_idx[torch.arange(len(s), device=frame_idx.device), window, (clip_len // 2) * s]
 
-# %% ../nbs/07_teachers.ipynb #c059
+# %% ../nbs/07_teachers.ipynb #c063
 def find_world(preset: str='quick', # preset whose default world to look for
                start=None, # folder to search from (default: the current one and its parents)
               ) -> Path|None:
@@ -814,3 +853,36 @@ def find_world(preset: str='quick', # preset whose default world to look for
         w = d / 'data' / 'synth' / preset
         if (w / 'lip' / 'train' / 'images').is_dir(): return w
     return None
+
+# %% ../nbs/07_teachers.ipynb #c068
+@torch.no_grad()
+def teacher_resolution_study(teacher: Teacher, # the teacher, with its input size set
+                             data_dir, # world root W or parsing-set folder (its val split is used)
+                             clip_size: int, # the clips' side (cfg.data.size)
+                             limit: int|None=None, # frames used (None = all)
+                             seed: int=0, # seed of the crops
+                             scale=(0.4, 1.0), # crop area range (cfg.data.crop_scale)
+                            ) -> list:
+    "mIoU and pixel accuracy of the teacher's map of random crops: parsed from the crop vs from the whole frame."
+    from hcmtl.transforms import random_crop_params, apply_crop
+    images, labels, _ = read_parsing_split(data_dir, 'val', teacher.num_classes, limit)
+    H, W = images.shape[-2:]
+    rng = np.random.default_rng(seed)
+    crops = [random_crop_params(H, W, rng, scale) for _ in range(len(images))]
+    def cut(lab, c):
+        y = F.interpolate(lab[None, None, c.y0:c.y0 + c.h, c.x0:c.x0 + c.w].float(), size=(clip_size, clip_size), mode='nearest')[0, 0]
+        return y.flip(-1) if c.flip else y
+    truth = torch.stack([cut(labels[i], c) for i, c in enumerate(crops)]).long()
+    views = torch.from_numpy(np.stack([apply_crop(images[i].permute(1, 2, 0).numpy()[None], c, clip_size)[0]
+                                       for i, c in enumerate(crops)])).permute(0, 3, 1, 2)
+    from_crop = teacher(views, out_size=(clip_size, clip_size)).argmax(1).cpu()
+    with tempfile.TemporaryDirectory() as d:
+        cache = TeacherCache(d, teacher.label_names, stride=1)
+        cache.put(teacher, 'val', images.permute(0, 2, 3, 1).numpy(), range(len(images)))
+        boxes = torch.stack([c.as_tensor() for c in crops])
+        from_frame = cache.lookup(['val'] * len(images), range(len(images)), boxes, (clip_size, clip_size)).argmax(1)
+    size = list(teacher.input_size or (clip_size, clip_size))
+    return [dict(source=src, teacher_sees=what, teacher_input=size, frames=len(images),
+                 **{k: v for k, v in iou_from_confusion(confusion_matrix(pred, truth, teacher.num_classes)).items() if k != 'iou'})
+            for src, what, pred in (('crop', f'the crop resized to {clip_size}', from_crop),
+                                    ('frame', f'the whole {H}x{W} frame', from_frame))]
