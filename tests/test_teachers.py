@@ -264,3 +264,36 @@ def test_teacher_cache_from_video_file(tmp_path):
     p = cache.lookup([video], [3], torch.tensor([[4, 4, 40, 40, 1]]), (10, 10))
     assert p.shape == (1, 7, 10, 10) and torch.allclose(p.sum(1), torch.ones(1, 10, 10), atol=1e-4)
     assert cache.lookup([tmp_path / 'other.avi'], [3], torch.tensor([[4, 4, 40, 40, 1]]), (10, 10)) is None
+
+
+# ---------------------------------------------------------------- the teacher at its native resolution
+def test_schp_runs_at_its_training_size_by_default(schp_file):
+    f, _ = schp_file
+    t = T.load_teacher(TeacherConfig(kind='schp', path=str(f), num_classes=7))
+    assert t.input_size == (512, 512)  # Pascal-Person-Part checkpoints were trained at 512x512
+
+
+def test_frame_maps_keep_the_aspect_ratio():
+    "A 2:1 frame parsed at a square input: the left half of the map describes the left half of the frame."
+    class HalfDetector(torch.nn.Module):  # class 1 where the input is bright, at 1/4 resolution
+        def forward(self, x): z = torch.nn.functional.avg_pool2d(x.mean(1, keepdim=True), 4) - 0.5; return torch.cat([-z, z], 1) * 50
+    t = T.Teacher(HalfDetector(), ['dark', 'bright'], mean=(0, 0, 0), std=(1, 1, 1), input_size=64)
+    frame = torch.zeros(1, 3, 32, 64, dtype=torch.uint8); frame[..., :, :32] = 255  # left half bright
+    p = t.frame_maps(frame)
+    assert p.shape == (1, 2, 8, 16)
+    assert (p[0, 1, :, :7] > 0.9).all() and (p[0, 1, :, 9:] < 0.1).all()
+    # the padded band (top and bottom quarters of the 64x64 input) is not in the map: no dark rows
+    assert (p[0, 1, :, :7] > 0.9).all(dim=1).all()
+
+
+def test_cache_holds_native_resolution_maps(tmp_path):
+    "The cache parses whole frames at the teacher's input size; a full-frame lookup gives frame_maps back."
+    teacher = T.SynthTeacher(T.SynthParsingNet(7, 4).eval(), input_size=64)
+    frames = np.stack([T.draw_stick_figure(48, np.random.default_rng(i))[0] for i in range(4)])[:, 8:40]  # 32x48
+    cache = T.TeacherCache(tmp_path, teacher.label_names, stride=1)
+    f = cache.put(teacher, 'v.avi', frames, range(4))
+    meta = json.loads(str(np.load(f)['meta']))
+    assert meta['teacher_input'] == [64, 64] and meta['shape'] == [4, 7, 8, 12]
+    want = teacher.frame_maps(torch.from_numpy(frames).permute(0, 3, 1, 2), out_size=(8, 12))
+    got = cache.lookup(['v.avi'] * 4, range(4), torch.tensor([[0, 0, 32, 48, 0]] * 4), (8, 12))
+    assert (got - want).abs().max() < 3 / 255
