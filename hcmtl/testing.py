@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['moving_square_frames', 'tiny_clip', 'write_video', 'TinyNet3d']
+__all__ = ['moving_square_frames', 'tiny_clip', 'TinyNet3d']
 
 # %% ../nbs/01_testing.ipynb #c005
 def moving_square_frames(n_frames: int=16, # frames T
@@ -40,36 +40,7 @@ def tiny_clip(batch: int=2, # clips B
     return torch.stack(clips).permute(0, 4, 1, 2, 3).float() / 255
 
 # %% ../nbs/01_testing.ipynb #c008
-def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4 (H.264 when available)
-                frames: np.ndarray, # uint8 T×H×W×3 RGB
-                fps: int=25, # frame rate
-                gop: int=12, # key-frame interval
-                bit_rate: int=4_000_000, # MPEG-4 bit rate (high: near-lossless at small sizes); H.264 uses crf 18
-               ) -> Path:
-    "Encode uint8 RGB frames into a video file with PyAV."
-    import av
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    frames = np.asarray(frames, dtype=np.uint8)
-    if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be T×H×W×3, got {frames.shape}")
-    h, w = frames.shape[1:3]
-    if h % 2 or w % 2: raise ValueError(f"frame size must be even for yuv420p, got {w}x{h} for {path}")
-    tmp = path.with_name(path.name + '.part')
-    with av.open(str(tmp), mode='w', format='avi' if path.suffix == '.avi' else 'mp4') as out:
-        if path.suffix == '.avi':
-            st = out.add_stream('mpeg4', rate=fps); st.bit_rate = bit_rate
-        else:
-            st = out.add_stream('libx264' if 'libx264' in av.codecs_available else 'mpeg4', rate=fps)
-            if st.name == 'libx264': st.options = {'crf': '18', 'preset': 'veryfast'}
-            else: st.bit_rate = bit_rate
-        st.width, st.height, st.pix_fmt = w, h, 'yuv420p'
-        st.codec_context.gop_size = gop
-        st.codec_context.thread_count = 1  # output bytes independent of the core count
-        for f in frames:  # convert explicitly: PyAV's implicit rgb24 -> yuv420p feeds x264 nondeterministically
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format='rgb24').reformat(format='yuv420p')
-            for pkt in st.encode(vf): out.mux(pkt)
-        for pkt in st.encode(): out.mux(pkt)
-    tmp.replace(path)
-    return path
+from .video import write_video
 
 # %% ../nbs/01_testing.ipynb #c011
 class TinyNet3d(nn.Module):
