@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .core import Config, SynthConfig, get_preset, config_to_dict, config_hash
-from .testing import write_video
+from .video import write_video
 
 # %% auto #0
 __all__ = ['PART_NAMES', 'PART_COLOURS', 'SKIN_TONES', 'POSE_KEYS', 'NEUTRAL', 'ACTIONS', 'SKIN', 'HAIR', 'SHIRT', 'PANTS',
