@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import copy, dataclasses, datetime, hashlib, json, os, random, subprocess, sys
+import contextlib, copy, dataclasses, datetime, difflib, functools, hashlib, json, numbers, os, random, re, subprocess, sys, typing
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,21 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from fastcore.docments import docments
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'VARIANTS', 'TEACHERS', 'PRECISIONS', 'RECIPES', 'PRESETS',
-           'RSPNET_PRETRAIN', 'RSPNET_FINETUNE', 'PAPER_FINETUNE_EPOCHS', 'SCHP_NATIVE_SIZE', 'DataConfig',
-           'ModelConfig', 'LossConfig', 'TeacherConfig', 'TrainConfig', 'SynthConfig', 'Config', 'ConfigError',
-           'validate', 'get_preset', 'teacher_native_size', 'resolve_recipe', 'config_to_dict', 'config_from_dict',
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'VARIANTS', 'TEACHERS', 'SECTIONS', 'TOP_KEYS', 'BOOL_WORDS',
+           'PRECISIONS', 'RECIPES', 'DECODERS', 'CHOICES', 'RANGES', 'PRESETS', 'RSPNET_PRETRAIN', 'RSPNET_FINETUNE',
+           'PAPER_FINETUNE_EPOCHS', 'SCHP_NATIVE_SIZE', 'DataConfig', 'ModelConfig', 'LossConfig', 'TeacherConfig',
+           'TrainConfig', 'SynthConfig', 'Config', 'ConfigError', 'Key', 'config_keys', 'section_keys', 'tuple_spec',
+           'type_name', 'convert', 'rule_for', 'check_types', 'check_device', 'validate', 'get_preset',
+           'teacher_native_size', 'resolve_recipe', 'unknown_key', 'section_value', 'parse_value', 'split_override',
+           'merge_config', 'flatten_config', 'read_config_file', 'config_to_dict', 'config_from_dict', 'config_yaml',
            'save_config', 'load_config', 'apply_overrides', 'config_hash', 'seed_everything', 'seed_worker',
-           'get_device', 'default_workers', 'git_commit', 'environment_record', 'make_run_dir']
+           'get_device', 'default_workers', 'git_commit', 'package_root', 'environment_record', 'find_world',
+           'world_root', 'CheckpointError', 'atomic_write_bytes', 'make_run_dir']
 
 # %% ../nbs/00_core.ipynb #c005
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,11 +40,11 @@ class DataConfig:
     root: str|None = None  # dataset root (synthetic world or real data); None = the preset's synthetic world
     clip_len: int = 16  # frames per clip (T)
     size: int = 112  # spatial crop size fed to the network
-    speeds: tuple = (1, 2)  # playback speeds of the speed pair (RSPNet: 1x and 2x)
+    speeds: tuple[int, ...] = (1, 2)  # playback speeds of the speed pair (RSPNet: 1x and 2x)
     backend: str = 'decord'  # video decoding backend: 'decord', 'pyav' or 'torchcodec' (each falls back to the others)
     decode_short_side: int|None = None  # resize at decode time so the short side is this (None = native)
-    crop_scale: tuple = (0.4, 1.0)  # random-resized-crop area range (pretraining)
-    crop_ratio: tuple = (3/4, 4/3)  # random-resized-crop aspect range
+    crop_scale: tuple[float, float] = (0.4, 1.0)  # random-resized-crop area range (pretraining)
+    crop_ratio: tuple[float, float] = (3/4, 4/3)  # random-resized-crop aspect range
     flip_p: float = 0.5  # horizontal flip probability
     jitter: float = 0.4  # colour jitter strength (brightness, contrast, saturation, hue*)
     jitter_p: float = 1.0  # probability that a clip is colour-jittered (RSPNet: always)
@@ -45,8 +52,8 @@ class DataConfig:
     gray_first: bool = True  # grayscale before the jitter (RSPNet); False = after it
     contrast_mean: str = 'window'  # contrast jitter pivots on the mean of the 'window' (RSPNet) or of each 'frame'
     pair_augment: str = 'window'  # 'window': k+ and k- share one augmentation (RSPNet); 'clip': each clip its own
-    mean: tuple = IMAGENET_MEAN  # normalisation mean (RGB)
-    std: tuple = IMAGENET_STD  # normalisation std (RGB)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # normalisation mean (RGB)
+    std: tuple[float, float, float] = IMAGENET_STD  # normalisation std (RGB)
     num_workers: int = -1  # DataLoader workers; -1 = derived from the host's cores
     prefetch_factor: int = 4  # batches prefetched per worker
     fold: int = 1  # official split/fold of UCF101/HMDB51 (1-3)
@@ -114,7 +121,7 @@ class TrainConfig:
     lr: float = 0.1  # SGD learning rate (for a global batch of 64 when lr_scale)
     lr_scale: bool = True  # scale lr by global_batch/64 (RSPNet pretraining); False = as given (RSPNet fine-tuning)
     schedule: str = 'cosine'  # 'cosine' (to lr*min_lr_ratio) or 'multi_step' (×lr_gamma at each milestone)
-    milestones: tuple = ()  # epochs at which 'multi_step' decays the lr
+    milestones: tuple[int, ...] = ()  # epochs at which 'multi_step' decays the lr
     lr_gamma: float = 0.1  # 'multi_step' decay factor (torch MultiStepLR's default, as RSPNet)
     min_lr_ratio: float = 1e-3  # cosine schedule ends at lr * min_lr_ratio
     warmup_epochs: float = 0.0  # linear warm-up length
@@ -171,80 +178,231 @@ class Config:
 class ConfigError(ValueError):
     "A configuration value is invalid; the message names the field."
 
+# %% ../nbs/00_core.ipynb #c020
+@dataclass(frozen=True)
+class Key:
+    "One configuration key: dotted name, type, default and the comment of its dataclass field."
+    name: str  # dotted name, e.g. 'pretrain.epochs'
+    hint: Any  # the field's type annotation, evaluated
+    default: Any  # its value in `Config()`
+    doc: str  # the comment after the field in its dataclass
+
+def _docs(cls) -> dict:
+    try: return docments(cls)
+    except (OSError, TypeError): return {}  # no source to read (e.g. a zipped install)
+
+# %% ../nbs/00_core.ipynb #c021
+@functools.cache
+def config_keys() -> dict:
+    "Every leaf key of `Config`, by dotted name, in declaration order."
+    out = {}
+    def walk(obj, prefix):
+        hints, docs = typing.get_type_hints(type(obj)), _docs(type(obj))
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if is_dataclass(v): walk(v, f'{prefix}{f.name}.')
+            else: out[prefix + f.name] = Key(prefix + f.name, hints[f.name], v, docs.get(f.name) or '')
+    walk(Config(), '')
+    return out
+
+# %% ../nbs/00_core.ipynb #c022
+SECTIONS = tuple(f.name for f in fields(Config) if is_dataclass(getattr(Config(), f.name)))
+TOP_KEYS = tuple(f.name for f in fields(Config) if f.name not in SECTIONS)
+
+def section_keys(section: str) -> list:
+    "Names of the keys of a section (without the section prefix)."
+    return [k.split('.', 1)[1] for k in config_keys() if k.startswith(section + '.')]
+
+# %% ../nbs/00_core.ipynb #c025
+def _unwrap(hint) -> tuple:
+    "(base type, optional) of an annotation such as `int|None`."
+    args = typing.get_args(hint)
+    if type(None) in args: return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+def _is_tuple(t) -> bool: return t is tuple or typing.get_origin(t) is tuple
+
+# %% ../nbs/00_core.ipynb #c026
+def tuple_spec(key: str) -> tuple:
+    "(element type, length or None for any) of a tuple key, from its annotation."
+    args = typing.get_args(_unwrap(config_keys()[key].hint)[0])
+    if not args: return Any, None
+    return args[0], (None if args[-1] is Ellipsis else len(args))
+
+# %% ../nbs/00_core.ipynb #c027
+_NAMES = {bool: 'a bool (true/false)', int: 'an integer', float: 'a number', str: 'a string'}
+
+def type_name(key: str) -> str:
+    "What a key takes, in words: 'an integer', 'a string or null', 'a list of 2 numbers', ..."
+    base, optional = _unwrap(config_keys()[key].hint)
+    if _is_tuple(base):
+        t, n = tuple_spec(key)
+        what = {int: 'integers', float: 'numbers'}.get(t, 'values')
+        s = f"a list of {n} {what}" if n else f"a list of {what}"
+    else: s = _NAMES.get(base, getattr(base, '__name__', str(base)))
+    return s + (' or null' if optional else '')
+
+# %% ../nbs/00_core.ipynb #c030
+BOOL_WORDS = {'true': True, 'false': False, 'yes': True, 'no': False, '1': True, '0': False}
+
+# %% ../nbs/00_core.ipynb #c031
+def _scalar(base, v):
+    "`v` as `base` (bool, int, float or str), or raise ValueError."
+    if base is bool:
+        if isinstance(v, bool): return v
+        if isinstance(v, (int, str)) and str(v).strip().lower() in BOOL_WORDS: return BOOL_WORDS[str(v).strip().lower()]
+    elif isinstance(v, (bool, list, tuple, dict)) or v is None: pass
+    elif base is int:
+        if isinstance(v, int): return v
+        f = float(v)  # '3', 3.0 and '1e3' are integers; 2.7 and 'abc' are not
+        if f.is_integer() and abs(f) < 2**53: return int(f)
+    elif base is float: return float(v)
+    elif base is str and isinstance(v, (str, int, float)): return str(v)
+    elif base is Any: return v
+    raise ValueError(v)
+
+# %% ../nbs/00_core.ipynb #c032
+def _to_tuple(key, value, bad):
+    "`value` (a list, or text '[a,b]' / 'a,b') as the tuple of field `key`; `bad(why)` makes the error."
+    if isinstance(value, str) and ',' not in value and value.strip()[:1] not in '[(': raise bad()
+    items = [s.strip() for s in value.strip('[]() ').split(',') if s.strip()] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)): raise bad()
+    t, n = tuple_spec(key)
+    if n is not None and len(items) != n: raise bad(f" ({len(items)} values: wrong length)")
+    try: return tuple(_scalar(t, yaml.safe_load(x) if isinstance(x, str) else x) for x in items)
+    except (ValueError, TypeError, OverflowError, yaml.YAMLError): raise bad() from None
+
+# %% ../nbs/00_core.ipynb #c033
+def convert(key: str, # a leaf key of `Config`
+            value, # from YAML, an override or Python
+            source=None, # where it came from (a file), for the message
+           ):
+    "`value` as the type of field `key`; `ConfigError` naming the field otherwise."
+    base, optional = _unwrap(config_keys()[key].hint)
+    where = f" (in {source})" if source else ''
+    def bad(why=''): return ConfigError(f"config field `{key}`{where}: expected {type_name(key)}, got {value!r}{why}")
+    if value is None:
+        if optional: return None
+        raise bad(' (this field cannot be null)')
+    if isinstance(value, str) and '${' in value: return value  # an interpolation: OmegaConf resolves and types it
+    if _is_tuple(base): return _to_tuple(key, value, bad)
+    try: return _scalar(base, value)
+    except (ValueError, TypeError, OverflowError): raise bad() from None
+
+# %% ../nbs/00_core.ipynb #c036
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+RECIPES = ('none', 'rspnet')
+DECODERS = ('decord', 'pyav', 'torchcodec')  # data.backend (hcmtl.video falls back between them)
+
+CHOICES = {  # key (or '*.name': both pretrain and finetune) -> the values it may take
+    'model.backbone': BACKBONES, 'model.variant': VARIANTS, 'teacher.kind': TEACHERS, 'data.backend': DECODERS,
+    'data.pair_augment': ('window', 'clip'), 'data.contrast_mean': ('window', 'frame'),
+    'data.test_crop': ('square', 'center'), 'loss.app_positives': (1, 2), 'loss.enqueue': ('k_neg', 'k_pos'),
+    'teacher.source': ('frame', 'crop'), 'recipe': RECIPES, 'data.fold': (1, 2, 3),
+    '*.precision': PRECISIONS, '*.schedule': ('cosine', 'multi_step')}
+
+# %% ../nbs/00_core.ipynb #c037
+def rule_for(table: dict, key: str):
+    "The entry of `table` for `key`: its own, its section's `sec.*`, or `*.name` for pretrain/finetune."
+    sec, _, name = key.rpartition('.')
+    return table.get(key, table.get(f'{sec}.*', table.get(f'*.{name}') if sec in ('pretrain', 'finetune') else None))
+
+# %% ../nbs/00_core.ipynb #c039
+def _pos(v): return v > 0
+def _nonneg(v): return v >= 0
+def _prob(v): return 0 <= v <= 1
+def _unit(v): return 0 <= v < 1
+def _opt(f): return lambda v: v is None or f(v)
+
+# %% ../nbs/00_core.ipynb #c040
+RANGES = {  # key, 'sec.*' or '*.name' -> (predicate, what the value must be)
+    'seed': (lambda v: 0 <= v <= 2**32 - 1, 'in [0, 2**32-1] (NumPy seeds are 32-bit)'),
+    'data.clip_len': (_pos, 'positive'), 'data.size': (_pos, 'positive'), 'data.test_clips': (_pos, 'positive'),
+    'data.prefetch_factor': (_pos, 'positive'), 'data.num_workers': (lambda v: v >= -1, '>= -1 (-1 = from the cores)'),
+    'data.speeds': (lambda v: len(v) >= 2 and min(v) >= 1, 'at least two speeds >= 1'),
+    'data.crop_scale': (lambda v: 0 < v[0] <= v[1] <= 1, 'a range 0 < lo <= hi <= 1'),
+    'data.crop_ratio': (lambda v: 0 < v[0] <= v[1], 'a range 0 < lo <= hi'), 'data.val_fraction': (_unit, 'in [0, 1)'),
+    'data.flip_p': (_prob, 'a probability'), 'data.jitter_p': (_prob, 'a probability'),
+    'data.grayscale_p': (_prob, 'a probability'), 'data.jitter': (_nonneg, '>= 0'),
+    'data.std': (lambda v: min(v) > 0, 'positive'), 'data.decode_short_side': (_opt(_pos), 'positive or null'),
+    'model.width': (_pos, 'positive'), 'model.emb_dim': (_pos, 'positive'), 'model.decoder_channels': (_pos, 'positive'),
+    'model.split_at': (_opt(_pos), 'positive or null'), 'model.dropout': (_unit, 'in [0, 1)'),
+    'loss.lambda_kd': (_nonneg, '>= 0'), 'loss.lambda_motion': (_nonneg, '>= 0'), 'loss.lambda_app': (_nonneg, '>= 0'),
+    'loss.margin': (_nonneg, '>= 0'), 'loss.tau': (_pos, 'positive'), 'loss.queue_size': (_pos, 'positive'),
+    'loss.momentum': (_unit, 'in [0, 1)'), 'loss.shuffle_bn_groups': (_pos, '>= 1'),
+    'teacher.input_size': (_opt(_pos), 'positive or null'), 'teacher.num_classes': (lambda v: v > 1, '> 1'),
+    'teacher.train_epochs': (_pos, 'positive'), 'teacher.train_size': (_pos, 'positive'), 'teacher.width': (_pos, 'positive'),
+}
+
+# %% ../nbs/00_core.ipynb #c042
+RANGES.update({
+    **{f'*.{n}': (_pos, 'positive') for n in ('epochs', 'batch_size', 'lr', 'keep_last', 'log_every', 'eval_every')},
+    '*.max_steps': (_opt(_pos), 'positive or null (null = all epochs)'), '*.ckpt_every': (_nonneg, '>= 0'),
+    '*.min_lr_ratio': (_prob, 'in [0, 1]'), '*.warmup_epochs': (_nonneg, '>= 0'), '*.momentum': (_unit, 'in [0, 1)'),
+    '*.weight_decay': (_nonneg, '>= 0'), '*.lr_gamma': (lambda v: 0 < v <= 1, 'in (0, 1]'),
+    '*.milestones': (lambda v: list(v) == sorted(set(v)) and all(m > 0 for m in v), 'increasing positive epochs'),
+    'synth.*': (_pos, 'positive'), 'synth.workers': (_nonneg, '>= 0 (0 = all cores)')})
+
+# %% ../nbs/00_core.ipynb #c044
+def _same_type(v, c) -> bool:
+    "Whether `v` has the type of its converted value `c` (ints pass for numbers, lists for tuples, NumPy scalars too)."
+    if isinstance(c, tuple): return isinstance(v, (tuple, list)) and len(v) == len(c) and all(map(_same_type, v, c))
+    if isinstance(c, bool): return isinstance(v, (bool, np.bool_))
+    if isinstance(c, int): return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+    if isinstance(c, float): return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+    return isinstance(v, str) if isinstance(c, str) else True
+
+# %% ../nbs/00_core.ipynb #c045
+def check_types(cfg: Config) -> Config:
+    "Refuse a value whose type is not its field's, naming the field."
+    for key in config_keys():
+        sec, _, name = key.rpartition('.')
+        v = getattr(getattr(cfg, sec) if sec else cfg, name)
+        try: c = convert(key, v)
+        except ConfigError: c = ValueError
+        if c is ValueError or isinstance(v, str) and '${' in v or not _same_type(v, c):
+            raise ConfigError(f"config field `{key}`: expected {type_name(key)}, got {v!r}")
+    return cfg
+
+# %% ../nbs/00_core.ipynb #c048
+def check_device(device: str) -> str:
+    "Refuse a device this machine lacks (field `device`), saying what to use instead."
+    fix = "; use device=cpu (--device cpu) or auto (CUDA when present, else the CPU)"
+    if device in ('auto', 'cpu'): return device
+    if device == 'mps':
+        mps = getattr(torch.backends, 'mps', None)
+        if mps is None or not mps.is_available(): raise ConfigError(f"config field `device`: 'mps' requested but MPS is not available here{fix}")
+        return device
+    m = re.fullmatch(r'cuda(?::(\d+))?', device)
+    if m is None: raise ConfigError(f"config field `device`: unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
+    if not torch.cuda.is_available(): raise ConfigError(f"config field `device`: {device!r} requested but CUDA is not available here{fix}")
+    if m.group(1) and int(m.group(1)) >= torch.cuda.device_count():
+        raise ConfigError(f"config field `device`: {device!r} requested but this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+# %% ../nbs/00_core.ipynb #c050
 def _check(ok, name, msg):
     if not ok: raise ConfigError(f"config field `{name}`: {msg}")
 
-def _one_of(v, choices, name):
-    _check(v in choices, name, f"unknown value {v!r}; choose from {choices}")
-
-# %% ../nbs/00_core.ipynb #c021
-PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
-RECIPES = ('none', 'rspnet')
-
-def _validate_recipe(cfg: Config):
-    "Check the augmentation, objective, teacher and optimisation switches."
-    d, l, t = cfg.data, cfg.loss, cfg.teacher
-    _one_of(d.pair_augment, ('window', 'clip'), 'data.pair_augment')
-    _one_of(d.contrast_mean, ('window', 'frame'), 'data.contrast_mean')
-    _one_of(d.test_crop, ('square', 'center'), 'data.test_crop')
-    for name in ('jitter_p', 'grayscale_p', 'flip_p'):
-        _check(0 <= getattr(d, name) <= 1, f'data.{name}', f"must be a probability, got {getattr(d, name)}")
-    _one_of(l.app_positives, (1, 2), 'loss.app_positives')
-    _one_of(l.enqueue, ('k_neg', 'k_pos'), 'loss.enqueue')
-    _check(l.shuffle_bn_groups >= 1, 'loss.shuffle_bn_groups', f"must be >= 1, got {l.shuffle_bn_groups}")
-    _one_of(t.source, ('frame', 'crop'), 'teacher.source')
-    _check(t.input_size is None or t.input_size > 0, 'teacher.input_size', f"must be positive or null, got {t.input_size}")
-    _one_of(cfg.recipe, RECIPES, 'recipe')
-    for sec in ('pretrain', 'finetune'):
-        tc = getattr(cfg, sec)
-        for name in ('epochs', 'batch_size', 'keep_last', 'log_every'):
-            _check(getattr(tc, name) > 0, f'{sec}.{name}', f"must be positive, got {getattr(tc, name)}")
-        _check(tc.lr > 0, f'{sec}.lr', f"must be positive, got {tc.lr}")
-        _check(tc.ckpt_every >= 0, f'{sec}.ckpt_every', f"must be >= 0, got {tc.ckpt_every}")
-        _one_of(tc.precision, PRECISIONS, f'{sec}.precision')
-        _one_of(tc.schedule, ('cosine', 'multi_step'), f'{sec}.schedule')
-        _check(list(tc.milestones) == sorted(tc.milestones) and all(m > 0 for m in tc.milestones),
-               f'{sec}.milestones', f"must be increasing positive epochs, got {tc.milestones}")
-        _check(0 < tc.lr_gamma <= 1, f'{sec}.lr_gamma', f"must be in (0, 1], got {tc.lr_gamma}")
-
+# %% ../nbs/00_core.ipynb #c051
 def validate(cfg: Config) -> Config:
-    "Check a config's values; raise `ConfigError` naming the first bad field."
-    d, m, l, t, s = cfg.data, cfg.model, cfg.loss, cfg.teacher, cfg.synth
-    _check(cfg.preset in PRESETS, 'preset', f"unknown preset {cfg.preset!r}; choose from {sorted(PRESETS)}")
-    _check(cfg.device == 'auto' or cfg.device == 'cpu' or cfg.device.startswith('cuda') or cfg.device == 'mps',
-           'device', f"unknown device {cfg.device!r}")
-    for name in ('clip_len', 'size', 'test_clips', 'prefetch_factor'):
-        _check(getattr(d, name) > 0, f'data.{name}', f"must be positive, got {getattr(d, name)}")
-    _check(len(d.speeds) >= 2 and all(int(v) == v and v >= 1 for v in d.speeds), 'data.speeds',
-           f"needs at least two integer speeds >= 1, got {d.speeds}")
-    _check(d.backend in ('decord', 'pyav', 'torchcodec'), 'data.backend', f"unknown backend {d.backend!r}; choose decord, pyav or torchcodec")
-    _check(d.fold in (1, 2, 3), 'data.fold', f"folds are 1, 2 or 3, got {d.fold}")
-    _check(0 <= d.val_fraction < 1, 'data.val_fraction', f"must be in [0, 1), got {d.val_fraction}")
-    _check(0 < d.crop_scale[0] <= d.crop_scale[1] <= 1, 'data.crop_scale', f"bad range {d.crop_scale}")
-    for name in ('root', 'blacklist'):
-        p = getattr(d, name)
-        _check(p is None or Path(p).exists(), f'data.{name}', f"path does not exist: {p}")
-    _check(m.backbone in BACKBONES, 'model.backbone', f"unknown backbone {m.backbone!r}; choose from {BACKBONES}")
-    _check(m.variant in VARIANTS, 'model.variant', f"unknown variant {m.variant!r}; choose from {VARIANTS}")
-    _check(m.width > 0, 'model.width', f"must be positive, got {m.width}")
-    _check(m.emb_dim > 0 and m.decoder_channels > 0, 'model.emb_dim', "embedding and decoder sizes must be positive")
-    _check(m.weights is None or Path(m.weights).exists(), 'model.weights', f"path does not exist: {m.weights}")
-    _check(l.tau > 0, 'loss.tau', f"must be positive, got {l.tau}")
-    _check(l.margin >= 0, 'loss.margin', f"must be >= 0, got {l.margin}")
-    _check(l.queue_size > 0, 'loss.queue_size', f"must be positive, got {l.queue_size}")
-    _check(0 <= l.momentum < 1, 'loss.momentum', f"must be in [0, 1), got {l.momentum}")
-    for name in ('lambda_kd', 'lambda_motion', 'lambda_app'):
-        _check(getattr(l, name) >= 0, f'loss.{name}', f"must be >= 0, got {getattr(l, name)}")
-    _check(t.kind in TEACHERS, 'teacher.kind', f"unknown teacher {t.kind!r}; choose from {TEACHERS}")
-    _check(t.path is None or Path(t.path).exists(), 'teacher.path', f"path does not exist: {t.path}")
-    _check(t.num_classes > 1, 'teacher.num_classes', f"must be > 1, got {t.num_classes}")
-    _validate_recipe(cfg)
-    for f in fields(s):
-        v = getattr(s, f.name)
-        _check(v >= 0 if f.name == 'workers' else v > 0, f'synth.{f.name}', f"must be positive, got {v}")
+    "Check a config's types, names, ranges, paths and device; raise `ConfigError` naming the first bad field."
+    check_types(cfg)
+    _check(cfg.preset in PRESETS, 'preset', f"unknown preset {cfg.preset!r}; choose from {', '.join(PRESETS)}")
+    for key in config_keys():
+        sec, _, name = key.rpartition('.')
+        v = getattr(getattr(cfg, sec) if sec else cfg, name)
+        if (ch := rule_for(CHOICES, key)) is not None and v not in ch:
+            close = difflib.get_close_matches(str(v), [str(c) for c in ch], n=1)
+            _check(False, key, f"unknown value {v!r}; choose from {', '.join(map(str, ch))}" + (f" (did you mean {close[0]!r}?)" if close else ''))
+        if (r := rule_for(RANGES, key)) is not None: _check(r[0](v), key, f"must be {r[1]}, got {v!r}")
+    for key in ('data.root', 'data.blacklist', 'model.weights', 'teacher.path'):
+        p = getattr(getattr(cfg, key.split('.')[0]), key.split('.')[1])
+        _check(p is None or Path(p).exists(), key, f"path does not exist: {p}")
+    check_device(cfg.device)
     return cfg
 
-# %% ../nbs/00_core.ipynb #c023
+# %% ../nbs/00_core.ipynb #c053
 def _smoke() -> Config:
     c = Config(preset='smoke')
     c.data = DataConfig(clip_len=4, size=32, num_workers=0, test_clips=2, crop_scale=(0.5, 1.0))
@@ -259,6 +417,7 @@ def _smoke() -> Config:
                           hmdb_test_per_class=1, lip_train=16, lip_val=8)
     return c
 
+# %% ../nbs/00_core.ipynb #c054
 def _quick() -> Config:
     c = Config(preset='quick')
     c.data = DataConfig(clip_len=8, size=64, num_workers=-1, test_clips=2, crop_scale=(0.5, 1.0))
@@ -270,6 +429,7 @@ def _quick() -> Config:
     c.synth = SynthConfig(frame_size=80, num_frames=32)
     return c
 
+# %% ../nbs/00_core.ipynb #c055
 def _synth() -> Config:
     c = Config(preset='synth')
     c.data = DataConfig(clip_len=16, size=112, num_workers=-1, test_clips=10)
@@ -283,6 +443,7 @@ def _synth() -> Config:
                           hmdb_test_per_class=30, lip_train=4000, lip_val=500)
     return c
 
+# %% ../nbs/00_core.ipynb #c056
 def _paper() -> Config:
     c = Config(preset='paper', recipe='rspnet')
     c.data = DataConfig(clip_len=16, size=112, decode_short_side=128, num_workers=-1, test_clips=10)
@@ -293,16 +454,17 @@ def _paper() -> Config:
     c.finetune = TrainConfig(epochs=100, batch_size=20, lr=0.005, lr_scale=False, ckpt_every=0)
     return c
 
+# %% ../nbs/00_core.ipynb #c057
 PRESETS = {'smoke': _smoke, 'quick': _quick, 'synth': _synth, 'paper': _paper}
 
-# %% ../nbs/00_core.ipynb #c025
+# %% ../nbs/00_core.ipynb #c059
 def get_preset(name: str, # one of 'smoke', 'quick', 'synth', 'paper'
               ) -> Config:
     "A fresh `Config` filled by the named preset."
     if name not in PRESETS: raise ConfigError(f"config field `preset`: unknown preset {name!r}; choose from {sorted(PRESETS)}")
     return PRESETS[name]()
 
-# %% ../nbs/00_core.ipynb #c028
+# %% ../nbs/00_core.ipynb #c062
 RSPNET_PRETRAIN = {'c3d': dict(lr=0.1, batch_size=32), 'r21d': dict(lr=0.05, batch_size=32)}
 RSPNET_FINETUNE = {  # RSPNet's own epochs; the paper's 100 replace them (PAPER_FINETUNE_EPOCHS)
     ('c3d', 'ucf101'): dict(lr=0.005, batch_size=20, epochs=30, schedule='cosine', milestones=()),
@@ -312,17 +474,19 @@ RSPNET_FINETUNE = {  # RSPNet's own epochs; the paper's 100 replace them (PAPER_
 PAPER_FINETUNE_EPOCHS = 100  # the paper's fine-tuning length (RSPNet* row of Table 1)
 SCHP_NATIVE_SIZE = {20: 473, 18: 512, 7: 512}  # SCHP checkpoints by classes: LIP, ATR, Pascal-Person-Part
 
-# %% ../nbs/00_core.ipynb #c030
+# %% ../nbs/00_core.ipynb #c064
 def _fill(cfg_sec, base_sec, values: dict):
     "Replace the fields of `cfg_sec` still at the preset's value `base_sec` by `values`."
     kw = {k: v for k, v in values.items() if getattr(cfg_sec, k) == getattr(base_sec, k)}
     return dataclasses.replace(cfg_sec, **kw)
 
+# %% ../nbs/00_core.ipynb #c065
 def teacher_native_size(tcfg: TeacherConfig) -> int|None:
     "The resolution a teacher was trained at: `input_size`, SCHP's by class count, else None (the checkpoint's)."
     if tcfg.input_size: return tcfg.input_size
     return SCHP_NATIVE_SIZE.get(tcfg.num_classes, 512) if tcfg.kind == 'schp' else None
 
+# %% ../nbs/00_core.ipynb #c066
 def resolve_recipe(cfg: Config, dataset: str|None=None, # downstream dataset ('ucf101', 'hmdb51'); None = pretraining only
                   ) -> Config:
     "A copy of `cfg` with RSPNet's per-backbone (and per-dataset) values filled in where `recipe='rspnet'`."
@@ -336,7 +500,113 @@ def resolve_recipe(cfg: Config, dataset: str|None=None, # downstream dataset ('u
     cfg.teacher = _fill(cfg.teacher, base.teacher, dict(input_size=teacher_native_size(cfg.teacher)))
     return cfg
 
-# %% ../nbs/00_core.ipynb #c035
+# %% ../nbs/00_core.ipynb #c071
+def _where(source) -> str: return f" (in {source})" if source else ''
+
+def _listing(names) -> str: return ', '.join(f'`{n}`' for n in names)
+
+# %% ../nbs/00_core.ipynb #c072
+def unknown_key(key: str, # the dotted key as given
+                source=None, # where it came from (a file), for the message
+               ) -> ConfigError:
+    "The error for a key `Config` lacks: the closest valid keys and the keys of its section."
+    keys, parts, w = config_keys(), key.split('.'), _where(source)
+    if len(parts) > 1 and parts[0] in SECTIONS:
+        sec, name = parts[0], parts[1]
+        if f'{sec}.{name}' in keys: return ConfigError(f"config field `{key}`{w}: `{sec}.{name}` is a value, not a section")
+        close = [f'{sec}.{c}' for c in difflib.get_close_matches(name, section_keys(sec), n=3)]
+        hint = f"did you mean {_listing(close)}? " if close else ''
+        return ConfigError(f"config field `{key}`{w}: unknown key; {hint}keys of `{sec}`: {', '.join(section_keys(sec))}")
+    close = ([k for k in keys if k.endswith('.' + parts[-1])] or difflib.get_close_matches(key, list(keys), n=3)
+             or difflib.get_close_matches(parts[0], SECTIONS, n=2))
+    hint = f"did you mean {_listing(close)}? " if close else ''
+    return ConfigError(f"config field `{key}`{w}: unknown key; {hint}top-level keys: {', '.join(TOP_KEYS)}; "
+                       f"sections: {', '.join(SECTIONS)} (every key: `hcmtl-config`)")
+
+# %% ../nbs/00_core.ipynb #c075
+def section_value(section: str, value, source=None) -> ConfigError:
+    "The error for a section assigned a value (`model=c3d`): which of its keys takes it."
+    match = [k for k, ch in CHOICES.items() if k.startswith(section + '.') and str(value) in map(str, ch)]
+    eg = match[0] if match else f"{section}.{section_keys(section)[0]}"
+    return ConfigError(f"config field `{section}`{_where(source)}: `{section}` is a section, not a value; set one of "
+                       f"its keys, e.g. `{eg}={value}` (keys of `{section}`: {', '.join(section_keys(section))})")
+
+# %% ../nbs/00_core.ipynb #c078
+def parse_value(key: str, raw: str):
+    "The value of the override text `raw` for the field `key`."
+    base, optional = _unwrap(config_keys()[key].hint)
+    s = raw.strip()
+    if optional and s.lower() in ('null', '~', 'none'): return None
+    if base is str: return s[1:-1] if len(s) > 1 and s[0] == s[-1] and s[0] in '\'"' else s
+    if base is bool or _is_tuple(base): return convert(key, s)
+    try: v = yaml.safe_load(s)
+    except yaml.YAMLError: v = s
+    return convert(key, v)
+
+# %% ../nbs/00_core.ipynb #c079
+def split_override(o: str) -> tuple:
+    "('section.key', 'value text') of an override; unknown keys and sections given a value are refused."
+    if '=' not in o: raise ConfigError(f"override {o!r} is not of the form section.key=value (e.g. pretrain.epochs=3)")
+    key, raw = (s.strip() for s in o.split('=', 1))
+    if key in SECTIONS: raise section_value(key, raw)
+    if key not in config_keys(): raise unknown_key(key)
+    return key, raw
+
+# %% ../nbs/00_core.ipynb #c082
+def _omega_error(e: OmegaConfBaseException, source=None) -> ConfigError:
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return ConfigError(f"config field `{getattr(e, 'full_key', None) or '?'}`{_where(source)}: {msg}")
+
+# %% ../nbs/00_core.ipynb #c083
+def merge_config(base: Config, # the starting config: a preset, or a run's saved config
+                 values: dict|None=None, # {dotted key: value} (from files and flags), merged first
+                 overrides=(), # 'section.key=value' strings, merged last
+                 source=None, # where `values` came from, for messages
+                ) -> Config:
+    "A copy of `base` with `values` and dotted `overrides` merged in; every value typed and checked."
+    items = [(k, convert(k, v, source), source) for k, v in (values or {}).items()]
+    items += [(k, parse_value(k, raw), None) for k, raw in map(split_override, overrides)]
+    if not items: return copy.deepcopy(base)
+    src = None
+    try:
+        node = OmegaConf.structured(base)
+        for key, v, src in items: OmegaConf.update(node, key, v, merge=False)
+        src = None
+        return OmegaConf.to_object(node)
+    except OmegaConfBaseException as e: raise _omega_error(e, src) from None
+
+# %% ../nbs/00_core.ipynb #c086
+def flatten_config(d, source=None) -> dict:
+    "{dotted key: value} of a nested config mapping, each key and value checked."
+    if d is None: return {}
+    if not isinstance(d, dict): raise ConfigError(f"config{_where(source)}: expected a mapping of sections and keys, got {type(d).__name__}")
+    out = {}
+    for k, v in d.items():
+        if str(k) in SECTIONS:
+            if v is None: continue
+            if not isinstance(v, dict): raise section_value(k, v, source)
+            out.update({f'{k}.{kk}': vv for kk, vv in v.items()})
+        else: out[str(k)] = v
+    for k, v in out.items():
+        if k not in config_keys(): raise unknown_key(k, source)
+        out[k] = convert(k, v, source)
+    return out
+
+# %% ../nbs/00_core.ipynb #c087
+def read_config_file(path) -> dict:
+    "The {dotted key: value} of a YAML or JSON config file; errors name the file, line and key."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"config file not found: {path}")
+    txt = path.read_text()
+    try: d = json.loads(txt) if path.suffix == '.json' else yaml.safe_load(txt)
+    except json.JSONDecodeError as e: raise ConfigError(f"config file {path}: not valid JSON: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
+        raise ConfigError(f"config file {path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    return flatten_config(d, path)
+
+# %% ../nbs/00_core.ipynb #c090
 def config_to_dict(cfg) -> dict:
     "A plain, JSON/YAML-friendly dict of a config (tuples become lists)."
     def conv(v):
@@ -345,72 +615,41 @@ def config_to_dict(cfg) -> dict:
         return v
     return conv(asdict(cfg))
 
-def _coerce(v, default, name):
-    "Give `v` the type of the field's default where that is unambiguous (YAML reads '1e9' as a string)."
-    if isinstance(default, bool) or default is None or v is None: return v
-    try:
-        if isinstance(default, float) and isinstance(v, (int, str)) and not isinstance(v, bool): return float(v)
-        if isinstance(default, int) and isinstance(v, str): return int(v)
-    except ValueError: raise ConfigError(f"config field `{name}`: expected a {type(default).__name__}, got {v!r}") from None
-    return v
-
-def _from_dict(cls, d: dict, prefix=''):
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(d) - set(known)
-    if unknown: raise ConfigError(f"config field `{prefix}{sorted(unknown)[0]}`: unknown key (known: {sorted(known)})")
-    kw = {}
-    for k, v in d.items():
-        default = getattr(cls(), k)
-        if is_dataclass(default): v = _from_dict(type(default), v or {}, f"{prefix}{k}.")
-        elif isinstance(default, tuple) and isinstance(v, list): v = tuple(v)
-        else: v = _coerce(v, default, f"{prefix}{k}")
-        kw[k] = v
-    return cls(**kw)
-
+# %% ../nbs/00_core.ipynb #c091
 def config_from_dict(d: dict) -> Config:
     "Build a `Config` from a dict (as written by `config_to_dict`); unknown keys raise."
-    return _from_dict(Config, d)
+    return merge_config(Config(), flatten_config(d))
 
-# %% ../nbs/00_core.ipynb #c036
+# %% ../nbs/00_core.ipynb #c092
+def config_yaml(cfg: Config) -> str:
+    "The YAML text of a config, as `save_config` writes it."
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+# %% ../nbs/00_core.ipynb #c093
 def save_config(cfg: Config, path) -> Path:
     "Write a config as YAML (.yaml/.yml) or JSON (.json)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    d = config_to_dict(cfg)
-    txt = json.dumps(d, indent=2) if path.suffix == '.json' else yaml.safe_dump(d, sort_keys=False)
-    path.write_text(txt)
+    path.write_text(json.dumps(config_to_dict(cfg), indent=2) if path.suffix == '.json' else config_yaml(cfg))
     return path
 
+# %% ../nbs/00_core.ipynb #c094
 def load_config(path) -> Config:
-    "Read a config written by `save_config`."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"config file not found: {path}")
-    txt = path.read_text()
-    d = json.loads(txt) if path.suffix == '.json' else yaml.safe_load(txt)
-    return config_from_dict(d)
+    "Read a config written by `save_config` (or any YAML/JSON subset of its keys)."
+    return merge_config(Config(), read_config_file(path), source=path)
 
-# %% ../nbs/00_core.ipynb #c039
+# %% ../nbs/00_core.ipynb #c097
 def apply_overrides(cfg: Config, overrides=(), # strings like 'pretrain.epochs=3'
                    ) -> Config:
     "A copy of `cfg` with dotted `key=value` overrides applied."
-    d = config_to_dict(cfg)
-    for o in overrides:
-        if '=' not in o: raise ConfigError(f"override {o!r} is not of the form section.field=value")
-        key, val = o.split('=', 1)
-        node, parts = d, key.strip().split('.')
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict): raise ConfigError(f"config field `{key}`: unknown section {p!r}")
-            node = node[p]
-        if parts[-1] not in node: raise ConfigError(f"config field `{key}`: unknown key")
-        node[parts[-1]] = yaml.safe_load(val)
-    return config_from_dict(d)
+    return merge_config(cfg, overrides=overrides)
 
-# %% ../nbs/00_core.ipynb #c042
+# %% ../nbs/00_core.ipynb #c100
 def config_hash(cfg, n=10) -> str:
     "A stable hex digest of a config (or any JSON-able dict)."
     d = config_to_dict(cfg) if is_dataclass(cfg) else cfg
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb #c045
+# %% ../nbs/00_core.ipynb #c103
 def seed_everything(seed: int, # master seed
                     deterministic: bool=False, # also ask torch for deterministic kernels
                    ) -> torch.Generator:
@@ -422,26 +661,26 @@ def seed_everything(seed: int, # master seed
     g = torch.Generator(); g.manual_seed(seed)
     return g
 
+# %% ../nbs/00_core.ipynb #c104
 def seed_worker(worker_id: int):
     "DataLoader `worker_init_fn`: seed NumPy and Python from torch's worker seed."
     s = torch.initial_seed() % 2**32
     np.random.seed(s); random.seed(s)
 
-# %% ../nbs/00_core.ipynb #c047
+# %% ../nbs/00_core.ipynb #c106
 def get_device(pref: str='auto') -> torch.device:
-    "The device to run on: `auto` picks CUDA when available, else CPU."
+    "The device to run on: `auto` picks CUDA when available, else CPU; a device this machine lacks is refused."
     if pref == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if pref.startswith('cuda') and not torch.cuda.is_available():
-        raise ConfigError(f"config field `device`: {pref!r} requested but CUDA is not available")
-    return torch.device(pref)
+    return torch.device(check_device(pref))
 
+# %% ../nbs/00_core.ipynb #c107
 def default_workers(n: int=-1) -> int:
     "DataLoader workers: `n` if given, else the host's usable cores minus one (at most 16)."
     if n >= 0: return n
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(0, min(16, cores - 1))
 
-# %% ../nbs/00_core.ipynb #c050
+# %% ../nbs/00_core.ipynb #c110
 def git_commit(path='.') -> str|None:
     "The git commit of the working tree at `path` (with '+dirty' if modified), or None."
     try:
@@ -452,11 +691,15 @@ def git_commit(path='.') -> str|None:
         return rev.stdout.strip() + ('+dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return None
 
-def _package_dir() -> Path:
+# %% ../nbs/00_core.ipynb #c111
+def package_root() -> Path:
     "Folder of the hcmtl sources (the notebook folder when run from a notebook)."
     try: return Path(__file__).resolve().parent
     except NameError: return Path.cwd()
 
+_package_dir = package_root  # former name
+
+# %% ../nbs/00_core.ipynb #c112
 def environment_record() -> dict:
     "Versions of Python and the packages a result depends on, plus the git commit."
     from importlib import metadata
@@ -465,10 +708,49 @@ def environment_record() -> dict:
         try: pkgs[p] = metadata.version(p)
         except metadata.PackageNotFoundError: pass
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {'python': sys.version.split()[0], 'packages': pkgs, 'git_commit': git_commit(_package_dir()),
+    return {'python': sys.version.split()[0], 'packages': pkgs, 'git_commit': git_commit(package_root()),
             'cuda_device': cuda, 'time': datetime.datetime.now().isoformat(timespec='seconds')}
 
-# %% ../nbs/00_core.ipynb #c051
+# %% ../nbs/00_core.ipynb #c114
+def find_world(preset: str='quick', # preset whose default world to look for
+               start=None, # folder to search from (default: the current one, then the package's)
+              ) -> Path|None:
+    "The generated synthetic world `data/synth/<preset>` above `start` (or cwd, then the package), or None."
+    for s in ([start] if start is not None else [Path.cwd(), package_root()]):
+        here = Path(s).resolve()
+        for d in (here, *here.parents):
+            w = d / 'data' / 'synth' / preset
+            if (w / 'lip' / 'train' / 'images').is_dir(): return w
+    return None
+
+# %% ../nbs/00_core.ipynb #c115
+def world_root(cfg: Config) -> Path:
+    "The data root of a run: `cfg.data.root`, else the preset's synthetic world (found, or `data/synth/<preset>`)."
+    if cfg.data.root: return Path(cfg.data.root)
+    return find_world(cfg.preset) or Path('data') / 'synth' / cfg.preset
+
+# %% ../nbs/00_core.ipynb #c118
+class CheckpointError(ValueError, RuntimeError):
+    "A checkpoint file is missing, truncated, corrupt or of the wrong kind; the message names it."
+
+# %% ../nbs/00_core.ipynb #c119
+def _fsync_dir(path: Path):
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+
+# %% ../nbs/00_core.ipynb #c120
+def atomic_write_bytes(data: bytes, path) -> Path:
+    "Write bytes to `path` through a fsync-ed temporary file and an atomic rename."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    with open(tmp, 'wb') as f:
+        f.write(data); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path); _fsync_dir(path.parent)
+    return path
+
+# %% ../nbs/00_core.ipynb #c122
 def make_run_dir(cfg: Config, name: str, # kind of run, e.g. 'pretrain'
                  out: str|None=None, # folder to create; None = <cfg.out>/<name>-<time>-<hash>
                 ) -> Path:
