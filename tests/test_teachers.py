@@ -240,16 +240,11 @@ def test_load_teacher_errors(tmp_path):
     with pytest.raises(ValueError, match='teacher.kind'): T.load_teacher(TeacherConfig(kind='dino'), world=tmp_path)
 
 
-@pytest.fixture(scope='module')
-def smoke_world(tmp_path_factory):
-    "A freshly generated smoke world (a few seconds)."
-    from hcmtl.core import get_preset
-    from hcmtl.synth import generate_world
-    return generate_world(get_preset('smoke'), tmp_path_factory.mktemp('world'), workers=1, progress=False)
-
-def test_teacher_on_smoke_world(tmp_path, smoke_world):
+def test_teacher_on_smoke_world(tmp_path, smoke_world):  # smoke_world: tests/conftest.py (read-only)
     res = T.train_synth_teacher(smoke_world, tmp_path / 'teacher.pt', epochs=2, size=32, width=8, batch_size=8, verbose=False)
     assert 0 <= res['miou'] <= 1 and res['frames'] > 0
+    rows = T.teacher_resolution_study(T.load_teacher(TeacherConfig(), world=smoke_world), smoke_world, clip_size=32)
+    assert [r['source'] for r in rows] == ['crop', 'frame'] and all(0 <= r['miou'] <= 1 for r in rows)
 
 
 def test_teacher_cache_from_video_file(tmp_path):
