@@ -19,7 +19,7 @@ __all__ = ['AVERAGES', 'log', 'RECALL_KS', 'topk_correct', 'topk_accuracy', 'vid
            'confusion_matrix', 'per_class_accuracy', 'mean_class_accuracy', 'classification_report', 'plot_confusion',
            'write_predictions', 'read_predictions', 'report_from_predictions', 'load_cached_features',
            'save_cached_features', 'cached_features', 'fit_logistic_regression', 'few_threads', 'standardizer',
-           'linear_probe', 'retrieval_recall']
+           'linear_probe', 'retrieval_recall', 'knn_scores', 'knn_accuracy']
 
 # %% ../nbs/14a_metrics.ipynb #c005
 def topk_correct(scores: torch.Tensor, # N×C class scores (logits or probabilities)
@@ -316,3 +316,23 @@ def retrieval_recall(query: torch.Tensor, # Q×D query features (test videos)
         hits.append(gl[nn_idx] == ql[s:s+chunk, None])
     hits = torch.cat(hits)
     return {f'R@{k}': 100.0 * hits[:, :min(k, kmax)].any(1).float().mean().item() for k in ks}
+
+# %% ../nbs/14a_metrics.ipynb #c040
+def knn_scores(train: dict, # {'features': N×D, 'labels': N} of the training (gallery) videos
+               test: dict, # {'features': Q×D, ...} of the test videos
+               k: int=20, # neighbours that vote
+               tau: float=0.07, # temperature of the vote weights exp(cos/τ)
+               num_classes: int|None=None, # C (default: 1 + the largest training label)
+              ) -> torch.Tensor:
+    "Q×C class votes of a weighted kNN on cosine similarity."
+    q, g = F.normalize(test['features'].float(), dim=1), F.normalize(train['features'].float(), dim=1)
+    gl = torch.as_tensor(train['labels']).long()
+    C = num_classes or int(gl.max()) + 1
+    sims, idx = (q @ g.T).topk(min(k, len(g)), dim=1)
+    return torch.zeros(len(q), C).scatter_add_(1, gl[idx], (sims / tau).exp())
+
+def knn_accuracy(train: dict, test: dict, k: int=20, tau: float=0.07, num_classes: int|None=None,
+                 ks: Sequence[int]=(1, 5)) -> dict:
+    "Top-k accuracy (percent) of the weighted kNN classifier, with k and the test count."
+    s = knn_scores(train, test, k, tau, num_classes)
+    return {**topk_accuracy(s, test['labels'], ks), 'k': min(k, len(train['labels'])), 'num_test': len(s)}
