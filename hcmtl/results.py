@@ -1,4 +1,4 @@
-"""Tables 1 and 2 of the paper, computed from run artefacts with mean ± std over seeds, next to the published numbers.
+"""Tables 1 and 2 of the paper and the frozen-feature table, computed from run artefacts: mean ± 95% confidence interval over seeds, paired differences, next to the published numbers.
 
 Docs: https://hcmtl.github.io/hcmtl/nbs/results.html.md"""
 
@@ -6,22 +6,26 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/results.html.md"""
 
 # %% ../nbs/17_results.ipynb #c002
 from __future__ import annotations
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_NAMES', 'DATASETS', 'read_results', 'project_root',
-           'read_paper_tables', 'summarise', 'fmt_mean_std', 'results_table', 'table_markdown', 'plot_ablation',
+__all__ = ['RESULT_COLUMNS', 'PROTOCOLS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_NAMES', 'FROZEN_NAMES', 'DATASETS', 'TABLE_DIFFS',
+           'FROZEN_DIFFS', 'read_results', 'project_root', 'read_paper_tables', 't_quantile', 'mean_ci', 'summarise',
+           'paired_difference', 'fmt_ci', 'results_table', 'frozen_table', 'table_markdown', 'plot_ablation',
            'published_results']
 
 # %% ../nbs/17_results.ipynb #c005
-RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'video_acc1', 'video_acc5',
-                  'clip_acc1', 'clip_acc5', 'run_dir')
+RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'protocol', 'acc1', 'acc5', 'n_test',
+                  'run_dir')
+PROTOCOLS = {'finetune': 'fine-tuned', 'linear': 'linear probe', 'knn': 'kNN'}
 ARCH_NAMES = {'c3d': 'C3D', 'r21d': 'R(2+1)D', 'r3d18': 'R3D-18', 'r2plus1d18': 'R(2+1)D-18'}
 TABLE1_NAMES = {'scratch': 'Scratch', 'no_kd': 'RSPNet*', 'ti': 'TI', 'full': 'Ours'}
 TABLE2_NAMES = {'no_kd': 'w/o KD', 'ti': 'TI', 'full': 'Ours'}
+FROZEN_NAMES = {'random': 'Random init', 'no_kd': 'RSPNet*', 'ti': 'TI', 'full': 'Ours'}
 DATASETS = {'ucf101': 'UCF101', 'hmdb51': 'HMDB51'}
 
 def read_results(path) -> pd.DataFrame:
@@ -30,7 +34,7 @@ def read_results(path) -> pd.DataFrame:
     if not path.exists(): raise FileNotFoundError(f"no results file at {path}: run hcmtl-reproduce first")
     df = pd.read_csv(path)
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
-    if missing: raise ValueError(f"{path}: missing columns {missing}")
+    if missing: raise ValueError(f"{path}: missing columns {missing}; regenerate it with hcmtl-reproduce")
     return df
 
 # %% ../nbs/17_results.ipynb #c006
@@ -47,91 +51,206 @@ def read_paper_tables(path=None, # defaults to the repository's data/paper_table
     return pd.read_csv(path)
 
 # %% ../nbs/17_results.ipynb #c008
+def _t_cdf(x: float, dof: int) -> float:
+    "Student-t distribution function at x ≥ 0 (Simpson's rule on the density)."
+    c = math.exp(math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2)) / math.sqrt(dof * math.pi)
+    n = 2000; h = x / n
+    f = lambda t: c * (1 + t * t / dof) ** (-(dof + 1) / 2)
+    s = f(0) + f(x) + sum((4 if i % 2 else 2) * f(i * h) for i in range(1, n))
+    return 0.5 + s * h / 3
+
+def t_quantile(p: float, # probability in (0.5, 1)
+               dof: int, # degrees of freedom (≥ 1)
+              ) -> float:
+    "The p-quantile of Student's t with `dof` degrees of freedom."
+    if dof == 1: return math.tan(math.pi * (p - 0.5))  # Cauchy: exact
+    lo, hi = 0.0, 50.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, dof) < p else (lo, mid)
+    return (lo + hi) / 2
+
+# %% ../nbs/17_results.ipynb #c011
+def mean_ci(x, # values, one per seed
+            level: float=0.95, # coverage of the interval
+           ) -> tuple:
+    "(mean, half-width of the t-interval, n); the half-width is NaN for fewer than 2 values."
+    x = np.asarray(pd.Series(x).dropna(), float)
+    n = len(x)
+    if n == 0: return (float('nan'), float('nan'), 0)
+    if n == 1: return (float(x[0]), float('nan'), 1)
+    return (float(x.mean()), t_quantile(0.5 + level / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n), n)
+
+# %% ../nbs/17_results.ipynb #c014
 def summarise(df: pd.DataFrame, # rows of results.csv
-              metrics=('video_acc1', 'video_acc5'), # columns to reduce over seeds
+              metric: str='acc1', # the column to reduce over seeds
+              level: float=0.95,
              ) -> pd.DataFrame:
-    "Mean, std (ddof=1, 0 for one seed) and seed count per backbone × variant × dataset."
-    g = df.groupby(['backbone', 'variant', 'dataset'])
-    out = g[list(metrics)].agg(['mean', 'std', 'count'])
-    for m in metrics: out[(m, 'std')] = out[(m, 'std')].fillna(0.0)
-    return out
+    "mean, ci (half-width), n (seeds) and n_test per backbone × variant × dataset × protocol."
+    rows = []
+    for key, g in df.groupby(['backbone', 'variant', 'dataset', 'protocol']):
+        mean, ci, n = mean_ci(g[metric], level)
+        rows.append(dict(zip(('backbone', 'variant', 'dataset', 'protocol'), key), mean=mean, ci=ci, n=n,
+                         n_test=int(g['n_test'].min()) if g['n_test'].notna().any() else None))
+    cols = ['backbone', 'variant', 'dataset', 'protocol', 'mean', 'ci', 'n', 'n_test']
+    return pd.DataFrame(rows, columns=cols).set_index(cols[:4])
 
-# %% ../nbs/17_results.ipynb #c012
-def fmt_mean_std(mean, std, n) -> str:
-    "'80.4 ± 1.2 (n=3)' style cell; a single run shows no ±."
-    if pd.isna(mean): return '—'
-    return f"{mean:.1f}" if n <= 1 else f"{mean:.1f} ± {std:.1f}"
+# %% ../nbs/17_results.ipynb #c018
+def paired_difference(df: pd.DataFrame, # rows of results.csv
+                      a: str, b: str, # variants: the difference is a − b
+                      metric: str='acc1', level: float=0.95,
+                     ) -> pd.DataFrame:
+    "Per backbone × dataset × protocol: mean of the per-seed a − b, its CI half-width, n and a verdict."
+    rows = []
+    for key, g in df.groupby(['backbone', 'dataset', 'protocol']):
+        p = g.pivot_table(index='seed', columns='variant', values=metric, aggfunc='first')
+        if a not in p or b not in p: continue
+        mean, ci, n = mean_ci((p[a] - p[b]).dropna(), level)
+        verdict = ('—' if n < 2 else f'{a} better' if mean - ci > 0 else f'{b} better' if mean + ci < 0
+                   else 'no difference shown')
+        rows.append(dict(zip(('backbone', 'dataset', 'protocol'), key), a=a, b=b, mean=mean, ci=ci, n=n, verdict=verdict))
+    cols = ['backbone', 'dataset', 'protocol', 'a', 'b', 'mean', 'ci', 'n', 'verdict']
+    return pd.DataFrame(rows, columns=cols)
 
-# %% ../nbs/17_results.ipynb #c015
+# %% ../nbs/17_results.ipynb #c021
+def fmt_ci(mean, ci, n, signed: bool=False) -> str:
+    "'80.4 ± 1.2' (95% CI half-width); a single run shows no ±; '—' when missing."
+    if n == 0 or pd.isna(mean): return '—'
+    v = f"{mean:+.1f}" if signed else f"{mean:.1f}"
+    return v if n <= 1 or pd.isna(ci) else f"{v} ± {ci:.1f}"
+
+# %% ../nbs/17_results.ipynb #c024
 def _paper_cell(paper, table, arch, method, col):
     r = paper[(paper.table == table) & (paper.architecture == arch) & (paper.method == method)]
     return '—' if r.empty or pd.isna(r.iloc[0][col]) else f"{r.iloc[0][col]:.1f}"
+
+def _n_cell(s, key) -> str:
+    if key not in s.index: return '—'
+    r = s.loc[key]
+    return f"{int(r['n'])}×{int(r['n_test'])}" if pd.notna(r['n_test']) else f"{int(r['n'])}"
+
+def _diff_cells(df, a, b, bb, ds, protocol='finetune') -> dict:
+    "The Acc@1/Acc@5 cells of a paired-difference row."
+    out = {}
+    for k in (1, 5):
+        d = paired_difference(df[(df.backbone == bb) & (df.dataset == ds)], a, b, f'acc{k}')
+        d = d[d.protocol == protocol]
+        out[k] = '—' if d.empty else fmt_ci(d.iloc[0]['mean'], d.iloc[0]['ci'], d.iloc[0]['n'], signed=True) + (
+            ' *' if d.iloc[0]['verdict'] not in ('—', 'no difference shown') else '')
+    return out
+
+# %% ../nbs/17_results.ipynb #c025
+TABLE_DIFFS = {1: [('no_kd', 'scratch')], 2: [('full', 'no_kd'), ('full', 'ti')]}
 
 def results_table(df: pd.DataFrame, # rows of results.csv
                   paper: pd.DataFrame, # data/paper_tables.csv
                   table: int=1, # 1 (comparison) or 2 (ablation)
                  ) -> pd.DataFrame:
-    "Table 1 or 2: measured mean ± std next to the published number, per architecture and method."
+    "Table 1 or 2 (fine-tuned): mean ± 95% CI and n next to the published number; paired-difference rows last."
     names = TABLE1_NAMES if table == 1 else TABLE2_NAMES
-    s = summarise(df)
+    ft = df[df.protocol == 'finetune']
+    s1, s5 = summarise(ft, 'acc1'), summarise(ft, 'acc5')
     rows = []
-    for bb in [b for b in ARCH_NAMES if b in set(df.backbone)]:
+    for bb in [b for b in ARCH_NAMES if b in set(ft.backbone)]:
         arch = ARCH_NAMES[bb]
-        paper_methods = [m for m in paper[(paper.table == table) & (paper.architecture == arch)].method]
-        ours = [(names[v], v) for v in names if (bb, v) in {(b, vv) for b, vv, _ in s.index}]
-        methods = [(m, None) for m in paper_methods if m not in dict(ours)] + ours
+        have = {v for (b, v, _, _) in s1.index if b == bb}
+        ours = [(names[v], v) for v in names if v in have]
+        methods = [(m, None) for m in paper[(paper.table == table) & (paper.architecture == arch)].method
+                   if m not in dict(ours)] + ours
         for label, v in methods:
             row = {('', 'architecture'): arch, ('', 'method'): label}
             for ds, dsn in DATASETS.items():
-                for k, col in ((1, 'video_acc1'), (5, 'video_acc5')):
-                    key = (bb, v, ds)
-                    row[(dsn, f'Acc@{k} ours')] = (fmt_mean_std(*[s.loc[key, (col, x)] for x in ('mean', 'std', 'count')])
-                                                    if v is not None and key in s.index else '—')
+                key = (bb, v, ds, 'finetune')
+                for k, s in ((1, s1), (5, s5)):
+                    row[(dsn, f'Acc@{k} ours')] = fmt_ci(*s.loc[key, ['mean', 'ci', 'n']]) if key in s.index else '—'
                     row[(dsn, f'Acc@{k} paper')] = _paper_cell(paper, table, arch, label, f'{ds}_acc{k}')
+                row[(dsn, 'n')] = _n_cell(s1, key) if v else '—'
+            rows.append(row)
+        for a, b in TABLE_DIFFS[table]:
+            if not {a, b} <= have: continue
+            row = {('', 'architecture'): arch, ('', 'method'): f"{names.get(a, a)} − {names.get(b, b)} (paired)"}
+            for ds, dsn in DATASETS.items():
+                c = _diff_cells(ft, a, b, bb, ds)
+                row.update({(dsn, 'Acc@1 ours'): c[1], (dsn, 'Acc@1 paper'): '', (dsn, 'Acc@5 ours'): c[5],
+                            (dsn, 'Acc@5 paper'): '', (dsn, 'n'): _n_cell(s1, (bb, a, ds, 'finetune'))})
             rows.append(row)
     out = pd.DataFrame(rows)
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out.set_index([('', 'architecture'), ('', 'method')]).rename_axis(['architecture', 'method'])
 
-# %% ../nbs/17_results.ipynb #c018
+# %% ../nbs/17_results.ipynb #c028
+FROZEN_DIFFS = [('no_kd', 'random'), ('full', 'no_kd'), ('full', 'ti')]
+
+def frozen_table(df: pd.DataFrame, # rows of results.csv
+                ) -> pd.DataFrame:
+    "Linear-probe and kNN top-1 (mean ± 95% CI, n) per architecture and encoder, with paired differences."
+    fr = df[df.protocol.isin(['linear', 'knn'])]
+    s = summarise(fr, 'acc1')
+    rows = []
+    for bb in [b for b in ARCH_NAMES if b in set(fr.backbone)]:
+        have = {v for (b, v, _, _) in s.index if b == bb}
+        labels = [(FROZEN_NAMES[v], v, None) for v in FROZEN_NAMES if v in have]
+        labels += [(f"{FROZEN_NAMES[a]} − {FROZEN_NAMES[b]} (paired)", a, b) for a, b in FROZEN_DIFFS if {a, b} <= have]
+        for label, a, b in labels:
+            row = {('', 'architecture'): ARCH_NAMES[bb], ('', 'encoder'): label}
+            for ds, dsn in DATASETS.items():
+                for proto in ('linear', 'knn'):
+                    if b is None:
+                        key = (bb, a, ds, proto)
+                        row[(dsn, PROTOCOLS[proto])] = fmt_ci(*s.loc[key, ['mean', 'ci', 'n']]) if key in s.index else '—'
+                    else:
+                        row[(dsn, PROTOCOLS[proto])] = _diff_cells(fr, a, b, bb, ds, proto)[1]
+                row[(dsn, 'n')] = _n_cell(s, (bb, a, ds, 'linear'))
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty: return out
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out.set_index([('', 'architecture'), ('', 'encoder')]).rename_axis(['architecture', 'encoder'])
+
+# %% ../nbs/17_results.ipynb #c031
 def table_markdown(t: pd.DataFrame) -> str:
     "A results table as a GitHub markdown table."
+    idx = list(t.index.names)
     cols = [f"{a} {b}".strip() for a, b in t.columns]
-    lines = ['| architecture | method | ' + ' | '.join(cols) + ' |', '|' + '---|' * (len(cols) + 2)]
-    for (arch, m), r in t.iterrows(): lines.append(f'| {arch} | {m} | ' + ' | '.join(map(str, r.values)) + ' |')
+    lines = ['| ' + ' | '.join(idx + cols) + ' |', '|' + '---|' * (len(cols) + len(idx))]
+    for keys, r in t.iterrows(): lines.append('| ' + ' | '.join(list(keys) + list(map(str, r.values))) + ' |')
     return '\n'.join(lines)
 
-# %% ../nbs/17_results.ipynb #c021
-def plot_ablation(df: pd.DataFrame, paper: pd.DataFrame|None=None, metric='video_acc1', title=None):
-    "Bar chart of the ablation (w/o KD, TI, Ours) per architecture and dataset, with error bars."
+# %% ../nbs/17_results.ipynb #c034
+def plot_ablation(df: pd.DataFrame, paper: pd.DataFrame|None=None, metric='acc1', protocol='finetune', title=None):
+    "Bar chart of the ablation (w/o KD, TI, Ours) per architecture and dataset, with 95% CI error bars."
     import matplotlib.pyplot as plt
-    s = summarise(df, (metric,))
+    s = summarise(df[df.protocol == protocol], metric)
     fig, axes = plt.subplots(1, len(DATASETS), figsize=(4.5 * len(DATASETS), 3.2), squeeze=False)
     archs = [b for b in ARCH_NAMES if b in set(df.backbone)]
     for ax, (ds, dsn) in zip(axes[0], DATASETS.items()):
         for j, (v, name) in enumerate(TABLE2_NAMES.items()):
             xs = np.arange(len(archs)) + (j - 1) * 0.27
-            keys = [(b, v, ds) for b in archs]
-            mean = [s.loc[k, (metric, 'mean')] if k in s.index else np.nan for k in keys]
-            std = [s.loc[k, (metric, 'std')] if k in s.index else 0 for k in keys]
-            ax.bar(xs, mean, 0.25, yerr=std, capsize=3, label=name)
-            if paper is not None:
-                col = f"{ds}_acc{metric[-1]}"
-                pv = [paper[(paper.table == 2) & (paper.architecture == ARCH_NAMES[b]) & (paper.method == name)][col]
+            keys = [(b, v, ds, protocol) for b in archs]
+            mean = np.array([s.loc[k, 'mean'] if k in s.index else np.nan for k in keys], float)
+            ci = np.array([s.loc[k, 'ci'] if k in s.index else np.nan for k in keys], float)
+            ax.bar(xs, mean, 0.25, label=name)
+            ok = ~np.isnan(ci)
+            if ok.any(): ax.errorbar(xs[ok], mean[ok], yerr=ci[ok], fmt='none', ecolor='k', capsize=3)
+            if paper is not None and protocol == 'finetune':
+                pv = [paper[(paper.table == 2) & (paper.architecture == ARCH_NAMES[b]) & (paper.method == name)][f"{ds}_{metric}"]
                       for b in archs]
                 ax.plot(xs, [p.iloc[0] if len(p) else np.nan for p in pv], 'o', mfc='none', mec='k', ms=6,
                         label='paper' if j == 0 else None)
         ax.set_xticks(range(len(archs)), [ARCH_NAMES[b] for b in archs]); ax.set_title(dsn)
-        ax.set_ylabel(f"{metric} (%)")
+        ax.set_ylabel(f"{PROTOCOLS[protocol]} {metric} (%)")
     axes[0][-1].legend(fontsize=8, loc='lower right')
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/17_results.ipynb #c024
+# %% ../nbs/17_results.ipynb #c037
 def published_results(preset: str, # 'smoke', 'quick', 'synth' or 'paper'
                       root=None, # folder holding <preset>/results.csv; default data/results
                      ) -> pd.DataFrame|None:
-    "The results.csv published for a preset, or None if that reproduction has not been published."
+    "The results.csv published for a preset, or None if that reproduction has not been published (or predates the schema)."
     p = Path(root or project_root() / 'data' / 'results') / preset / 'results.csv'
-    return read_results(p) if p.exists() else None
+    if not p.exists(): return None
+    try: return read_results(p)
+    except ValueError as e:
+        print(f"{e}"); return None
