@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/teachers.html.md"""
 
 # %% ../nbs/07_teachers.ipynb #c002
 from __future__ import annotations
-import argparse, hashlib, json, logging, math, os, tempfile, time
+import argparse, hashlib, io, json, logging, math, os, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +15,19 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import (IMAGENET_MEAN, IMAGENET_STD, ConfigError, TeacherConfig, get_preset, environment_record,
-                        seed_everything, teacher_native_size)
+from .core import (IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ConfigError, TeacherConfig, atomic_write_bytes,
+                        environment_record, find_world, get_preset, seed_everything, teacher_native_size)
 from .accel import autocast
+from .metrics import confusion_matrix
 
 # %% auto #0
 __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATASETS', 'PART_LABELS', 'SYNTH_TEACHER_FORMAT',
            'to_unit_float', 'Teacher', 'ABN', 'SCHPBottleneck', 'SCHPContext', 'SCHPEdge', 'SCHPDecoder', 'SCHPNet',
-           'CheckpointError', 'read_schp_state_dict', 'load_schp', 'SCHPTeacher', 'SynthParsingNet',
-           'draw_stick_figure', 'fake_parsing_set', 'parsing_root', 'read_parsing_split', 'confusion_matrix',
-           'iou_from_confusion', 'stride_ceiling_miou', 'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher',
-           'load_synth_teacher', 'save_synth_teacher', 'train_synth_teacher', 'load_teacher', 'teacher_cli',
-           'TeacherCache', 'middle_source_frames', 'find_world', 'teacher_resolution_study']
+           'read_schp_state_dict', 'load_schp', 'SCHPTeacher', 'SynthParsingNet', 'draw_stick_figure',
+           'fake_parsing_set', 'parsing_root', 'read_parsing_split', 'iou_from_confusion', 'stride_ceiling_miou',
+           'evaluate_teacher', 'augment_parsing_batch', 'SynthTeacher', 'load_synth_teacher', 'save_synth_teacher',
+           'train_synth_teacher', 'load_teacher', 'teacher_cli', 'TeacherCache', 'middle_source_frames',
+           'teacher_resolution_study']
 
 # %% ../nbs/07_teachers.ipynb #c005
 logger = logging.getLogger('hcmtl.teachers')
@@ -266,9 +267,6 @@ SCHP_DATASETS = {
         'Background', 'Head', 'Torso', 'Upper Arms', 'Lower Arms', 'Upper Legs', 'Lower Legs']),
 }
 
-class CheckpointError(ValueError):
-    "A checkpoint file does not match the network it is loaded into; the message names the file."
-
 def _key_report(path, missing, unexpected, wrong, limit=20):
     def show(xs): return ', '.join(map(str, xs[:limit])) + (f', … ({len(xs)} in all)' if len(xs) > limit else '')
     lines = [f"checkpoint {path} does not match the SCHP network:"]
@@ -451,11 +449,6 @@ def read_parsing_split(data_dir, # world root W, or a folder holding {train,val}
     return images, torch.from_numpy(np.stack(labs)), [f.stem for f in files]
 
 # %% ../nbs/07_teachers.ipynb #c038
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    "num_classes×num_classes counts, rows = truth, columns = prediction."
-    idx = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
-    return torch.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
 def iou_from_confusion(cm: torch.Tensor, label_names=None) -> dict:
     "mIoU, per-class IoU (NaN where a class is absent) and pixel accuracy of a confusion matrix."
     cm = cm.double()
@@ -564,8 +557,8 @@ def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
 
 # %% ../nbs/07_teachers.ipynb #c045
 def _save_atomic(obj, path: Path):
-    tmp = path.with_name(path.name + '.part')
-    torch.save(obj, tmp); os.replace(tmp, path)
+    buf = io.BytesIO(); torch.save(obj, buf)
+    atomic_write_bytes(buf.getvalue(), path)
 
 def save_synth_teacher(net: SynthParsingNet, # the network to save
                        path, # checkpoint file
@@ -843,18 +836,7 @@ def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of th
     s = torch.as_tensor(speeds, dtype=torch.long, device=frame_idx.device)
     return frame_idx[torch.arange(len(s), device=frame_idx.device), window, (clip_len // 2) * s]
 
-# %% ../nbs/07_teachers.ipynb #c063
-def find_world(preset: str='quick', # preset whose default world to look for
-               start=None, # folder to search from (default: the current one and its parents)
-              ) -> Path|None:
-    "The default synthetic world `data/synth/<preset>` of the repository, if it has been generated."
-    here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        w = d / 'data' / 'synth' / preset
-        if (w / 'lip' / 'train' / 'images').is_dir(): return w
-    return None
-
-# %% ../nbs/07_teachers.ipynb #c068
+# %% ../nbs/07_teachers.ipynb #c067
 @torch.no_grad()
 def teacher_resolution_study(teacher: Teacher, # the teacher, with its input size set
                              data_dir, # world root W or parsing-set folder (its val split is used)
