@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/backbones.html.md"""
 
 # %% ../nbs/08_backbones.ipynb #c002
 from __future__ import annotations
-import logging
+import argparse, logging, sys
 from collections import OrderedDict, Counter
 from pathlib import Path
 
@@ -18,9 +18,10 @@ from torchvision.models.video.resnet import BasicBlock, Conv3DSimple, Conv2Plus1
 from .core import BACKBONES
 
 # %% auto #0
-__all__ = ['log', 'scaled_channels', 'init_weights', 'Backbone', 'c3d', 'SpatioTemporalConv', 'SpatioTemporalResBlock',
-           'SpatioTemporalResLayer', 'r21d', 'video_resnet18', 'read_state_dict', 'load_backbone_weights',
-           'build_backbone', 'backbone_stats']
+__all__ = ['log', 'RSPNET_ARCHS', 'TORCHVISION_MODELS', 'scaled_channels', 'init_weights', 'Backbone', 'c3d',
+           'SpatioTemporalConv', 'SpatioTemporalResBlock', 'SpatioTemporalResLayer', 'r21d', 'video_resnet18',
+           'read_state_dict', 'load_backbone_weights', 'build_backbone', 'import_rspnet', 'encoder_backbone_state',
+           'torchvision_state_dict', 'export_torchvision', 'weights_cli', 'backbone_stats']
 
 # %% ../nbs/08_backbones.ipynb #c005
 log = logging.getLogger('hcmtl.backbones')
@@ -121,6 +122,7 @@ class SpatioTemporalResBlock(nn.Module):
         if self.downsample: x = self.downsamplebn(self.downsampleconv(x))
         return self.outrelu(x + res)
 
+# %% ../nbs/08_backbones.ipynb #c015
 class SpatioTemporalResLayer(nn.Module):
     "`n_blocks` residual blocks; the first one may down-sample."
     def __init__(self, cin: int, cout: int, n_blocks: int=1, downsample: bool=False):
@@ -146,7 +148,7 @@ def r21d(width: float=1.0, # channel multiplier
               nn.Sequential(OrderedDict(conv5=SpatioTemporalResLayer(c3, c4, layer_sizes[3], True)))]
     return Backbone('r21d', stages, [c1, c1, c2, c3, c4], 4, width)
 
-# %% ../nbs/08_backbones.ipynb #c017
+# %% ../nbs/08_backbones.ipynb #c019
 def _tv_stem(kind, c1, width):
     if kind == 'r3d':
         layers = [nn.Conv3d(3, c1, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(c1), nn.ReLU(inplace=True)]
@@ -178,7 +180,7 @@ def video_resnet18(kind: str='r3d', # 'r3d' (3-D convs) or 'r2plus1d' ((2+1)D co
         cin = c
     return Backbone(kind + '18', stages, [ch[0]] + ch, 4, width)
 
-# %% ../nbs/08_backbones.ipynb #c021
+# %% ../nbs/08_backbones.ipynb #c023
 def read_state_dict(path, # a .pt/.pth file holding a state dict (possibly wrapped)
                    ) -> dict:
     "A tensor dict from a checkpoint file, unwrapping `state_dict`/`model`/`encoder` entries."
@@ -210,29 +212,33 @@ def _match_keys(own_keys, file_keys):
     best = min(by_prefix, key=rank)
     return best, by_prefix[best]
 
+# %% ../nbs/08_backbones.ipynb #c025
 def load_backbone_weights(backbone: Backbone, # the backbone to fill
-                          path, # weights file
+                          path, # weights file (or a state dict already read)
+                          where=None, # name of the source in messages (default: the file)
                          ) -> dict:
     "Load a weights file into `backbone`; returns dict(loaded, missing, unexpected); raises on gaps or shape mismatch."
-    state = read_state_dict(path)
+    state = path if isinstance(path, dict) else read_state_dict(path)
+    where = where or (f"weights file {path}" if not isinstance(path, dict) else 'the state dict')
     own = backbone.state_dict()
     prefix, mapping = _match_keys(own.keys(), state.keys())
     bad = [f"{fk}: file {tuple(state[fk].shape)} vs model {tuple(own[ok].shape)}"
            for fk, ok in mapping.items() if state[fk].shape != own[ok].shape]
-    if bad: raise ValueError(f"weights file {path} does not fit backbone {backbone.name} (width {backbone.width}); "
+    if bad: raise ValueError(f"{where} does not fit backbone {backbone.name} (width {backbone.width}); "
                              f"shape mismatches: {'; '.join(bad[:10])}" + (f" (+{len(bad)-10} more)" if len(bad) > 10 else ''))
     found = set(mapping.values())
     missing = [k for k in own if k not in found and not k.endswith('num_batches_tracked')]
-    if missing: raise ValueError(f"weights file {path} lacks {len(missing)} weights of backbone {backbone.name}: "
-                                 f"{missing[:10]}" + (' ...' if len(missing) > 10 else ''))
+    if missing: raise ValueError(f"{where} lacks {len(missing)} weights of backbone {backbone.name} (width {backbone.width}): "
+                                 f"{missing[:5]}" + (' ...' if len(missing) > 5 else '') +
+                                 f"; the file's first keys are {list(state)[:5]} (matched prefix {prefix!r}, {len(mapping)} keys)")
     unexpected = [k for k in state if k not in mapping]
-    if unexpected: log.warning("weights file %s: ignoring %d entries that are not backbone weights (e.g. %s)",
-                               path, len(unexpected), unexpected[:3])
+    if unexpected: log.warning("%s: ignoring %d entries that are not backbone weights (e.g. %s)",
+                               where, len(unexpected), unexpected[:3])
     backbone.load_state_dict({ok: state[fk] for fk, ok in mapping.items()}, strict=False)
-    log.info("loaded %d tensors from %s (prefix %r)", len(mapping), path, prefix)
+    log.info("loaded %d tensors from %s (prefix %r)", len(mapping), where, prefix)
     return dict(loaded=len(mapping), missing=missing, unexpected=unexpected)
 
-# %% ../nbs/08_backbones.ipynb #c022
+# %% ../nbs/08_backbones.ipynb #c026
 def build_backbone(name: str, # one of BACKBONES: 'c3d', 'r21d', 'r3d18', 'r2plus1d18'
                    width: float=1.0, # channel multiplier (1.0 = canonical widths)
                    weights=None, # optional weights file (state dict; own, native or torchvision names)
@@ -246,7 +252,98 @@ def build_backbone(name: str, # one of BACKBONES: 'c3d', 'r21d', 'r3d18', 'r2plu
     if weights is not None: load_backbone_weights(bb, weights)
     return bb
 
-# %% ../nbs/08_backbones.ipynb #c028
+# %% ../nbs/08_backbones.ipynb #c030
+RSPNET_ARCHS = {'c3d': 'c3d', 'r2plus1d-vcop': 'r21d', 'torchvision-resnet18': 'r3d18'}  # RSPNet `arch` -> backbone
+
+def _load_raw(path) -> object:
+    "The object a weights file holds, read with weights_only=True (no code runs)."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"weights file not found: {path}")
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"cannot read weights file {path} (loaded with weights_only=True): {e}") from e
+
+def import_rspnet(path, # RSPNet checkpoint (pretraining or fine-tuning)
+                  backbone: str|None=None, # 'c3d', 'r21d' or 'r3d18'; None = from the checkpoint's `arch`
+                 ) -> Backbone:
+    "A width-1 backbone holding the (query) encoder of an RSPNet checkpoint."
+    obj = _load_raw(path)
+    arch = obj.get('arch') if isinstance(obj, dict) else None
+    if backbone is None and arch not in RSPNET_ARCHS:
+        raise ValueError(f"{path}: RSPNet arch {arch!r} is not one of {sorted(RSPNET_ARCHS)}; pass the backbone (c3d, r21d, r3d18)")
+    if backbone is not None and arch in RSPNET_ARCHS and RSPNET_ARCHS[arch] != backbone:
+        raise ValueError(f"{path} is an RSPNet {arch!r} checkpoint ({RSPNET_ARCHS[arch]}), not {backbone}")
+    bb = build_backbone(backbone or RSPNET_ARCHS[arch])
+    load_backbone_weights(bb, read_state_dict(path), where=f"RSPNet checkpoint {path}")
+    return bb
+
+# %% ../nbs/08_backbones.ipynb #c034
+TORCHVISION_MODELS = {'r3d18': 'r3d_18', 'r2plus1d18': 'r2plus1d_18'}  # backbones with a torchvision twin
+
+def encoder_backbone_state(state: dict, # an hcmtl encoder state dict (low_encoder / contrast_encoder / human_encoder)
+                           branch: str='contrast', # high-level encoder to take: 'contrast' (z_c) or 'human' (z_h)
+                          ) -> dict:
+    "Backbone weights (`stages.N...`) of f_l followed by one high-level encoder."
+    if branch not in ('contrast', 'human'): raise ValueError(f"branch must be 'contrast' or 'human', got {branch!r}")
+    out = {f"stages.{k.split('.', 1)[1]}": v for k, v in state.items() if k.split('.', 1)[0] in ('low_encoder', f'{branch}_encoder')}
+    if not any(k.startswith(f'{branch}_encoder.') for k in state):
+        raise ValueError(f"the encoder has no {branch}_encoder (variant no_kd has no human encoder); its parts: "
+                         f"{sorted({k.split('.', 1)[0] for k in state})}")
+    return out
+
+def torchvision_state_dict(backbone: Backbone) -> dict:
+    "An R3D-18 / R(2+1)D-18 backbone's weights under torchvision's names (no `fc`)."
+    if backbone.name not in TORCHVISION_MODELS or backbone.width != 1:
+        raise ValueError(f"only width-1 {' / '.join(TORCHVISION_MODELS)} backbones have a torchvision twin "
+                         f"({', '.join(TORCHVISION_MODELS.values())}); this is {backbone.name} at width {backbone.width}")
+    return {k.split('.', 2)[2]: v.detach().clone() for k, v in backbone.state_dict().items()}
+
+# %% ../nbs/08_backbones.ipynb #c036
+def _atomic_save(obj, out) -> Path:
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f'.{out.name}.part')
+    torch.save(obj, tmp); tmp.replace(out)
+    return out
+
+def export_torchvision(src, # hcmtl encoder.pt, or a backbone weights file
+                       out, # torchvision state dict to write
+                       branch: str='contrast', # high-level encoder of an hcmtl encoder: 'contrast' (z_c) or 'human' (z_h)
+                       backbone: str|None=None, # backbone name when the file does not record it
+                      ) -> Path:
+    "Write torchvision `r3d_18` / `r2plus1d_18` weights (without fc) from an hcmtl encoder."
+    obj, state = _load_raw(src), read_state_dict(src)
+    meta = (obj.get('meta') or {}) if isinstance(obj, dict) else {}
+    name, width = backbone or meta.get('backbone'), float(meta.get('width', 1.0))
+    if name is None: name = 'r2plus1d18' if any('stem.3.' in k for k in state) else 'r3d18'
+    if name not in TORCHVISION_MODELS or width != 1:
+        raise ValueError(f"{src}: {name} at width {width} has no torchvision twin; export needs a width-1 "
+                         f"{' or '.join(TORCHVISION_MODELS)} encoder")
+    if any(k.startswith('low_encoder.') for k in state): state = encoder_backbone_state(state, branch)
+    bb = build_backbone(name, width)
+    load_backbone_weights(bb, state, where=f"encoder {src}")
+    return _atomic_save(torchvision_state_dict(bb), out)
+
+# %% ../nbs/08_backbones.ipynb #c040
+def weights_cli(argv=None) -> int:
+    "hcmtl-weights: convert encoder weights to torchvision, or RSPNet checkpoints to hcmtl backbones."
+    p = argparse.ArgumentParser(prog='hcmtl-weights', description=weights_cli.__doc__)
+    sub = p.add_subparsers(dest='cmd', required=True)
+    ex = sub.add_parser('export-torchvision', help="hcmtl encoder.pt -> torchvision r3d_18 / r2plus1d_18 state dict (no fc)")
+    ex.add_argument('src'); ex.add_argument('out')
+    ex.add_argument('--branch', default='contrast', choices=('contrast', 'human'), help='high-level encoder: z_c (default) or z_h')
+    im = sub.add_parser('import-rspnet', help='RSPNet checkpoint -> hcmtl backbone weights (for model.weights=OUT)')
+    im.add_argument('src'); im.add_argument('out')
+    im.add_argument('--backbone', default=None, choices=sorted(set(RSPNET_ARCHS.values())), help="default: the checkpoint's arch")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == 'export-torchvision': out = export_torchvision(a.src, a.out, a.branch)
+        else:
+            bb = import_rspnet(a.src, a.backbone)
+            out = _atomic_save({'format': 'hcmtl-backbone', 'backbone': bb.name, 'width': bb.width, 'state_dict': bb.state_dict()}, a.out)
+    except (ValueError, FileNotFoundError) as e: print(f"hcmtl-weights: {e}", file=sys.stderr); return 2
+    print(f"wrote {out}")
+    return 0
+
+# %% ../nbs/08_backbones.ipynb #c045
 def backbone_stats(name: str, # backbone name
                    width: float=1.0, # channel multiplier
                    clip_shape=(16, 112, 112), # T, H, W of one clip
