@@ -15,14 +15,19 @@ from .core import (CHOICES, PRESETS, CheckpointError, Config, ConfigError, confi
                         merge_config, read_config_file, rule_for, split_override, type_name, validate)
 
 # %% auto #0
-__all__ = ['HELP_EPILOG', 'add_config_args', 'config_values', 'config_preset', 'config_overrides', 'print_config',
-           'config_from_args', 'user_errors', 'one_line', 'cli_errors', 'config_help', 'config_cli']
+__all__ = ['HELP_EPILOG', 'ParagraphFormatter', 'add_config_args', 'config_values', 'config_preset', 'config_overrides',
+           'print_config', 'config_from_args', 'user_errors', 'one_line', 'cli_errors', 'config_help', 'config_cli']
 
 # %% ../nbs/00a_config.ipynb #c006
-HELP_EPILOG = ("configuration: preset < --config FILE(s) < the flags above < section.key=value overrides.\n"
-               "  Every key, with its type, default and meaning: `hcmtl-config` (or --help-config); the keys are the\n"
-               "  fields of the dataclasses in hcmtl.core (nbs/00_core.ipynb). Lists: data.crop_scale=[0.5,1.0] or 0.5,1.0.\n"
-               "  --print-config prints the resolved config as YAML; save it and pass it back with --config.")
+HELP_EPILOG = ("Configuration: preset < --config FILE(s) < the flags above < section.key=value overrides. Every key, "
+               "with its type, default and meaning: `hcmtl-config` (or --help-config); the keys are the fields of the "
+               "dataclasses in hcmtl.core (nbs/00_core.ipynb). Lists: data.crop_scale=[0.5,1.0] or 0.5,1.0. "
+               "--print-config prints the resolved config as YAML; save it, edit it, pass it back with --config.")
+
+class ParagraphFormatter(argparse.HelpFormatter):
+    "Help text wrapped to the terminal, paragraph by paragraph (blank lines kept)."
+    def _fill_text(self, text, width, indent):
+        return '\n\n'.join(super(ParagraphFormatter, self)._fill_text(p, width, indent) for p in text.split('\n\n'))
 
 # %% ../nbs/00a_config.ipynb #c007
 class _HelpConfig(argparse.Action):
@@ -47,7 +52,7 @@ def add_config_args(parser: argparse.ArgumentParser,
     g.add_argument('--help-config', action=_HelpConfig, help='list the presets and every config key (type, default, meaning) and exit')
     if 'overrides' not in have: parser.add_argument('overrides', nargs='*', metavar='section.key=value', help='config overrides')
     parser.epilog = '\n\n'.join(s for s in (parser.epilog, HELP_EPILOG) if s)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    if parser.formatter_class is argparse.HelpFormatter: parser.formatter_class = ParagraphFormatter
     return parser
 
 # %% ../nbs/00a_config.ipynb #c010

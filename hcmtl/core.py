@@ -6,7 +6,8 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import contextlib, copy, dataclasses, datetime, difflib, functools, hashlib, json, numbers, os, random, re, subprocess, sys, typing
+import contextlib, copy, dataclasses, datetime, difflib, functools, hashlib, inspect, io, json, numbers, os, random, re
+import subprocess, sys, textwrap, tokenize, typing
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from fastcore.docments import docments
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -188,8 +188,20 @@ class Key:
     doc: str  # the comment after the field in its dataclass
 
 def _docs(cls) -> dict:
-    try: return docments(cls)
-    except (OSError, TypeError): return {}  # no source to read (e.g. a zipped install)
+    "The comment after each field of a dataclass (continued on comment-only lines below it), read from its source."
+    try: src = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError): return {}  # no source to read (a class typed into a notebook, a zipped install)
+    names, comments, starts = {f.name for f in fields(cls)}, {}, {}
+    for t in tokenize.generate_tokens(io.StringIO(src).readline):
+        if t.type == tokenize.COMMENT: comments[t.start[0]] = t.string.lstrip('#').strip()
+        if t.start[0] not in starts and not t.line[:t.start[1]].strip(): starts[t.start[0]] = t.string
+    out, last = {}, None
+    for ln in sorted(set(comments) | set(starts)):
+        name = starts.get(ln)
+        if name in names: last = name; out[name] = comments.get(ln, '')
+        elif name is not None and name.startswith('#') and last: out[last] += ' ' + comments[ln]
+        else: last = None
+    return out
 
 # %% ../nbs/00_core.ipynb #c021
 @functools.cache
