@@ -11,6 +11,7 @@ import copy, logging
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .core import Config
@@ -120,59 +121,67 @@ class MoCoHCMTL(nn.Module):
         "The parameters the optimiser updates (the query model's)."
         return self.model.parameters()
 
-    @torch.no_grad()
-    def momentum_update(self):
-        "θ_k ← m θ_k + (1 − m) θ_q for f_l, h_c, g_m, g_a."
-        m = self.cfg.loss.momentum
-        for name in KEY_PARTS:
-            for pk, pq in zip(getattr(self.key_encoder, name).parameters(), getattr(self.model, name).parameters()):
-                pk.lerp_(pq.detach(), 1 - m)
+# %% ../nbs/11_moco.ipynb #c020
+@patch
+@torch.no_grad()
+def momentum_update(self: MoCoHCMTL):
+    "θ_k ← m θ_k + (1 − m) θ_q for f_l, h_c, g_m, g_a."
+    m = self.cfg.loss.momentum
+    for name in KEY_PARTS:
+        for pk, pq in zip(getattr(self.key_encoder, name).parameters(), getattr(self.model, name).parameters()):
+            pk.lerp_(pq.detach(), 1 - m)
 
-    @torch.no_grad()
-    def key_forward(self, x) -> tuple:
-        "(motion, appearance) key embeddings of a clip batch, with shuffle-BN (across ranks, or emulated) when enabled."
-        lc = self.cfg.loss
-        if lc.shuffle_bn and is_distributed():
-            xs, idx = shuffle_batch(x)
-            km, ka = self.key_encoder(xs)
-            return unshuffle_batch(km, idx), unshuffle_batch(ka, idx)
-        groups = min(lc.shuffle_bn_groups, len(x) // 2)  # at least two clips per group: BN of one clip is not BN
-        if lc.shuffle_bn and groups > 1 and not is_distributed():
-            return grouped_forward(self.key_encoder, x, groups)
-        return self.key_encoder(x)
+@patch
+@torch.no_grad()
+def enqueue(self: MoCoHCMTL, keys: torch.Tensor):
+    "Replace the oldest queue rows by `keys` of all ranks (all-gathered)."
+    keys = F.normalize(gather_all(keys.detach()).to(self.queue.dtype), dim=1)
+    K, n = self.queue.shape[0], keys.shape[0]
+    if n >= K: keys, n = keys[-K:], K
+    idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % K
+    self.queue.index_copy_(0, idx, keys)
+    self.queue_ptr.copy_((self.queue_ptr + n) % K)
 
-    @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor):
-        "Replace the oldest queue rows by `keys` of all ranks (all-gathered)."
-        keys = F.normalize(gather_all(keys.detach()).to(self.queue.dtype), dim=1)
-        K, n = self.queue.shape[0], keys.shape[0]
-        if n >= K: keys, n = keys[-K:], K
-        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % K
-        self.queue.index_copy_(0, idx, keys)
-        self.queue_ptr.copy_((self.queue_ptr + n) % K)
+# %% ../nbs/11_moco.ipynb #c022
+@patch
+@torch.no_grad()
+def key_forward(self: MoCoHCMTL, x) -> tuple:
+    "(motion, appearance) key embeddings of a clip batch, with shuffle-BN (across ranks, or emulated) when enabled."
+    lc = self.cfg.loss
+    if lc.shuffle_bn and is_distributed():
+        xs, idx = shuffle_batch(x)
+        km, ka = self.key_encoder(xs)
+        return unshuffle_batch(km, idx), unshuffle_batch(ka, idx)
+    groups = min(lc.shuffle_bn_groups, len(x) // 2)  # at least two clips per group: BN of one clip is not BN
+    if lc.shuffle_bn and groups > 1:
+        return grouped_forward(self.key_encoder, x, groups)
+    return self.key_encoder(x)
 
-    def forward(self, q, # B×3×T×H×W query clips (normalised float)
-                k_pos, # B×3×T×H×W other window of the same video, same speed as q
-                k_neg, # B×3×T×H×W other window of the same video, the other speed
-                teacher_probs=None, # B×C×h×w teacher softmax of q's middle frame (full, ti)
-               ) -> dict:
-        lc = self.cfg.loss
-        use_kd = self.variant != 'no_kd'
-        if use_kd and teacher_probs is None:
-            raise ValueError(f"variant {self.variant!r} distils the parsing teacher: pass teacher_probs (B×C×h×w)")
-        if self.training: self.momentum_update()
-        pos_m, pos_a = self.key_forward(k_pos)
-        neg_m, neg_a = self.key_forward(k_neg)
-        out = self.model(q, parse=use_kd)
-        kd = kd_loss(out['parsing'], teacher_probs) if use_kd else out['motion'].new_zeros((), dtype=torch.float32)
-        motion = speed_margin_loss(out['motion'], pos_m, neg_m, lc.margin, lc.tau)
-        positives = [pos_a, neg_a] if lc.app_positives == 2 else [pos_a]
-        app = appearance_loss(out['appearance'], positives, self.queue.clone(), lc.tau)
-        loss = combine_losses(dict(kd=kd if use_kd else None, motion=motion, app=app), lc)
-        if self.training: self.enqueue(neg_a if lc.enqueue == 'k_neg' else pos_a)
-        return dict(loss=loss, kd=kd, motion=motion, app=app)
+# %% ../nbs/11_moco.ipynb #c024
+@patch
+def forward(self: MoCoHCMTL, q, # B×3×T×H×W query clips (normalised float)
+            k_pos, # B×3×T×H×W other window of the same video, same speed as q
+            k_neg, # B×3×T×H×W other window of the same video, the other speed
+            teacher_probs=None, # B×C×h×w teacher softmax of q's middle frame (full, ti)
+           ) -> dict:
+    "The losses of one step: dict(loss, kd, motion, app); in training mode also the momentum update and the enqueue."
+    lc = self.cfg.loss
+    use_kd = self.variant != 'no_kd'
+    if use_kd and teacher_probs is None:
+        raise ValueError(f"variant {self.variant!r} distils the parsing teacher: pass teacher_probs (B×C×h×w)")
+    if self.training: self.momentum_update()
+    pos_m, pos_a = self.key_forward(k_pos)
+    neg_m, neg_a = self.key_forward(k_neg)
+    out = self.model(q, parse=use_kd)
+    kd = kd_loss(out['parsing'], teacher_probs) if use_kd else out['motion'].new_zeros((), dtype=torch.float32)
+    motion = speed_margin_loss(out['motion'], pos_m, neg_m, lc.margin, lc.tau)
+    positives = [pos_a, neg_a] if lc.app_positives == 2 else [pos_a]
+    app = appearance_loss(out['appearance'], positives, self.queue.clone(), lc.tau)
+    loss = combine_losses(dict(kd=kd if use_kd else None, motion=motion, app=app), lc)
+    if self.training: self.enqueue(neg_a if lc.enqueue == 'k_neg' else pos_a)
+    return dict(loss=loss, kd=kd, motion=motion, app=app)
 
-# %% ../nbs/11_moco.ipynb #c034
+# %% ../nbs/11_moco.ipynb #c040
 def moco_stats(cfg: Config, # config whose model to count
                clip_shape=None, # (T, H, W); None = (cfg.data.clip_len, size, size)
               ) -> dict:

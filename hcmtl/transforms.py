@@ -31,6 +31,7 @@ class CropParams(NamedTuple):
     flip: bool  # mirror left-right after cropping
     def as_tensor(self) -> torch.Tensor: return torch.tensor([float(v) for v in self])
 
+# %% ../nbs/04_transforms.ipynb #c007
 def random_crop_params(height: int, # frame height
                        width: int, # frame width
                        rng=None, # np.random.Generator (or seed)
@@ -56,6 +57,7 @@ def random_crop_params(height: int, # frame height
         y0, x0 = (height - h) // 2, (width - w) // 2
     return CropParams(y0, x0, h, w, bool(rng.random() < flip_p))
 
+# %% ../nbs/04_transforms.ipynb #c009
 def center_crop_params(height: int, # frame height
                        width: int, # frame width
                        fraction: float=1.0, # crop side as a share of the short side
@@ -64,7 +66,7 @@ def center_crop_params(height: int, # frame height
     side = max(1, round(min(height, width) * fraction))
     return CropParams((height - side) // 2, (width - side) // 2, side, side, False)
 
-# %% ../nbs/04_transforms.ipynb #c008
+# %% ../nbs/04_transforms.ipynb #c012
 def apply_crop(frames: np.ndarray, # uint8 T×H×W×3 frames
                params: CropParams, # the crop and flip
                size, # output side (int) or (height, width)
@@ -78,12 +80,13 @@ def apply_crop(frames: np.ndarray, # uint8 T×H×W×3 frames
         crop = np.stack([cv2.resize(f, (ow, oh), interpolation=interp) for f in crop])
     return np.ascontiguousarray(crop[:, :, ::-1] if flip else crop)
 
+# %% ../nbs/04_transforms.ipynb #c014
 def frames_to_clip(frames: np.ndarray, # uint8 ...×T×H×W×3 (any leading dimensions)
                   ) -> torch.Tensor:
     "A uint8 clip tensor ...×C×T×H×W from decoded frames ...×T×H×W×3."
     return torch.from_numpy(np.ascontiguousarray(np.moveaxis(frames, -1, -4)))  # NumPy transposes uint8 ~10× faster than torch
 
-# %% ../nbs/04_transforms.ipynb #c011
+# %% ../nbs/04_transforms.ipynb #c017
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     "uint8 in [0, 255] to float32 in [0, 1] (float input is returned as float32)."
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
@@ -91,6 +94,7 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 def _channel_stat(v, x: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(v, dtype=torch.float32, device=x.device).view(-1, 1, 1, 1)
 
+# %% ../nbs/04_transforms.ipynb #c019
 def normalize_clip(x: torch.Tensor, # uint8 (or [0,1] float) clip(s), channels at dim -4
                    mean=(0.485, 0.456, 0.406), # per-channel mean
                    std=(0.229, 0.224, 0.225), # per-channel standard deviation
@@ -105,7 +109,7 @@ def denormalize_clip(x: torch.Tensor, # normalised clip(s), channels at dim -4
     "Undo `normalize_clip`: float in [0, 1] (for display)."
     return (x * _channel_stat(std, x) + _channel_stat(mean, x)).clamp(0, 1)
 
-# %% ../nbs/04_transforms.ipynb #c014
+# %% ../nbs/04_transforms.ipynb #c022
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601 luma weights (as torchvision)
 
 def _per_clip(f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -121,6 +125,7 @@ def adjust_brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     "Scale intensities of clip b by f[b]."
     return (x * _per_clip(f, x)).clamp(0, 1)
 
+# %% ../nbs/04_transforms.ipynb #c024
 def adjust_contrast(x: torch.Tensor, f: torch.Tensor,
                     over: str='window', # grey-level mean of the whole clip ('window', RSPNet) or of each 'frame'
                    ) -> torch.Tensor:
@@ -135,7 +140,7 @@ def adjust_saturation(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     f = _per_clip(f, x)
     return (f * x + (1 - f) * rgb_to_gray(x)).clamp(0, 1)
 
-# %% ../nbs/04_transforms.ipynb #c015
+# %% ../nbs/04_transforms.ipynb #c025
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     "RGB in [0,1] to HSV in [0,1] along dimension 1."
     r, g, b = x.unbind(1)
@@ -149,6 +154,7 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     h = torch.where(grey, torch.zeros_like(h), h)
     return torch.stack([(h / 6.0) % 1.0, s, maxc], 1)
 
+# %% ../nbs/04_transforms.ipynb #c027
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     "HSV in [0,1] to RGB in [0,1] along dimension 1."
     h, s, v = x.unbind(1)
@@ -160,13 +166,14 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     pick = lambda *c: torch.gather(torch.stack(c, 1), 1, sector).squeeze(1)
     return torch.stack([pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)], 1)
 
+# %% ../nbs/04_transforms.ipynb #c029
 def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     "Rotate the hue of clip b by f[b] turns (f in [-0.5, 0.5])."
     hsv = rgb_to_hsv(x)
     hue = (hsv[:, 0] + _per_clip(f, x).squeeze(1)) % 1.0
     return hsv_to_rgb(torch.stack([hue, hsv[:, 1], hsv[:, 2]], 1))
 
-# %% ../nbs/04_transforms.ipynb #c018
+# %% ../nbs/04_transforms.ipynb #c032
 class ClipAugment(nn.Module):
     "Batched grayscale, colour jitter and normalisation of uint8 clips B×C×T×H×W, on any device."
     def __init__(self, dcfg, # DataConfig: jitter, jitter_p, grayscale_p, gray_first, contrast_mean, pair_augment, mean, std
@@ -182,17 +189,19 @@ class ClipAugment(nn.Module):
         self.generator.manual_seed(int(torch.initial_seed()) if seed is None else seed)
         self.last_params = None
 
-    def sample_params(self, batch: int) -> dict:
-        "Per-clip augmentation parameters for a batch (CPU tensors; `order` is B×4)."
-        g, j = self.generator, self.jitter
-        u = lambda lo, hi: lo + (hi - lo) * torch.rand(batch, generator=g)
-        return dict(jitter=torch.rand(batch, generator=g) < self.jitter_p,
-                    brightness=u(max(0., 1 - j), 1 + j), contrast=u(max(0., 1 - j), 1 + j),
-                    saturation=u(max(0., 1 - j), 1 + j), hue=u(-self.hue, self.hue),
-                    gray=torch.rand(batch, generator=g) < self.grayscale_p,
-                    order=torch.rand(batch, 4, generator=g).argsort(1))
+# %% ../nbs/04_transforms.ipynb #c034
+@patch
+def sample_params(self: ClipAugment, batch: int) -> dict:
+    "Per-clip augmentation parameters for a batch (CPU tensors; `order` is B×4)."
+    g, j = self.generator, self.jitter
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(batch, generator=g)
+    return dict(jitter=torch.rand(batch, generator=g) < self.jitter_p,
+                brightness=u(max(0., 1 - j), 1 + j), contrast=u(max(0., 1 - j), 1 + j),
+                saturation=u(max(0., 1 - j), 1 + j), hue=u(-self.hue, self.hue),
+                gray=torch.rand(batch, generator=g) < self.grayscale_p,
+                order=torch.rand(batch, 4, generator=g).argsort(1))
 
-# %% ../nbs/04_transforms.ipynb #c020
+# %% ../nbs/04_transforms.ipynb #c036
 @patch
 def color_jitter(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
     "Apply the four jitter operations in each clip's order `p['order']` with per-clip factors."
@@ -206,6 +215,7 @@ def color_jitter(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
             elif len(sel): x[sel.to(x.device)] = fn(x[sel.to(x.device)], p[name][sel])
     return x
 
+# %% ../nbs/04_transforms.ipynb #c038
 @patch
 def photometric(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
     "Grayscale and colour jitter of [0,1] clips with parameters `p`, in the configured order."
@@ -218,6 +228,7 @@ def photometric(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
         return x
     return jitter(gray(x)) if self.gray_first else gray(jitter(x))
 
+# %% ../nbs/04_transforms.ipynb #c040
 @patch
 def forward(self: ClipAugment, x: torch.Tensor, # uint8 (or [0,1] float) clips B×3×T×H×W
             train: bool|None=None, # augment (True) or only normalise (False); None = self.training
@@ -234,7 +245,7 @@ def forward(self: ClipAugment, x: torch.Tensor, # uint8 (or [0,1] float) clips B
         x = self.photometric(x, p)
     return (x - self.mean) / self.std
 
-# %% ../nbs/04_transforms.ipynb #c025
+# %% ../nbs/04_transforms.ipynb #c045
 def augment_triplet(augment: ClipAugment, # the run's colour augmentation
                     q: torch.Tensor, # anchor clips (window 0), uint8 B×3×T×H×W
                     k_pos: torch.Tensor, # same-speed keys (window 1)
