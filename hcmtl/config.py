@@ -16,7 +16,8 @@ from .core import (CHOICES, PRESETS, CheckpointError, Config, ConfigError, confi
 
 # %% auto #0
 __all__ = ['HELP_EPILOG', 'ParagraphFormatter', 'add_config_args', 'config_values', 'config_preset', 'config_overrides',
-           'print_config', 'config_from_args', 'user_errors', 'one_line', 'cli_errors', 'config_help', 'config_cli']
+           'print_config', 'handle_print_config', 'config_from_args', 'user_errors', 'one_line', 'cli_errors',
+           'config_help', 'config_cli']
 
 # %% ../nbs/00a_config.ipynb #c006
 HELP_EPILOG = ("Configuration: preset < --config FILE(s) < the flags above < section.key=value overrides. Every key, "
@@ -53,6 +54,8 @@ def add_config_args(parser: argparse.ArgumentParser,
     if 'overrides' not in have: parser.add_argument('overrides', nargs='*', metavar='section.key=value', help='config overrides')
     parser.epilog = '\n\n'.join(s for s in (parser.epilog, HELP_EPILOG) if s)
     if parser.formatter_class is argparse.HelpFormatter: parser.formatter_class = ParagraphFormatter
+    if not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+        parser.parse_args = parser.parse_intermixed_args  # overrides may stand between (and after) the flags
     return parser
 
 # %% ../nbs/00a_config.ipynb #c010
@@ -95,6 +98,11 @@ def print_config(cfg: Config, file=None):
     "Write the config as the YAML `save_config` writes (loadable with --config)."
     (file or sys.stdout).write(config_yaml(cfg))
 
+def handle_print_config(args, cfg: Config) -> Config:
+    "With --print-config: print `cfg` and exit 0 (for commands that build their config themselves); else return it."
+    if getattr(args, 'print_config', False): print_config(cfg); raise SystemExit(0)
+    return cfg
+
 # %% ../nbs/00a_config.ipynb #c015
 def config_from_args(args, # parsed by a parser that went through `add_config_args`
                      base: Config|None=None, # starting config (e.g. a resumed run's); None = the preset
@@ -105,8 +113,7 @@ def config_from_args(args, # parsed by a parser that went through `add_config_ar
     if base is None: base = get_preset(config_preset(args))
     cfg = validate(merge_config(base, vals, ov))
     args.config_keys = set(vals) | {split_override(o)[0] for o in ov}
-    if getattr(args, 'print_config', False): print_config(cfg); raise SystemExit(0)
-    return cfg
+    return handle_print_config(args, cfg)
 
 # %% ../nbs/00a_config.ipynb #c020
 def user_errors() -> tuple:

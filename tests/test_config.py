@@ -299,3 +299,69 @@ def test_python_configs_type_checked():
     with pytest.raises(ConfigError, match='pretrain.amp'): validate(c)
     c = get_preset('smoke'); c.data.speeds = [1, 2, 4]
     validate(c)  # a list is fine where a tuple is declared
+
+
+# --- every command: --config, --print-config, one-line errors (once switched to hcmtl.config) ---------------------
+
+def _cli(name):
+    import importlib
+    mod, fn = {'pretrain': ('pretrain', 'pretrain_cli'), 'finetune': ('finetune', 'finetune_cli'),
+               'eval': ('finetune', 'eval_cli'), 'bench': ('bench', 'bench_cli'), 'reproduce': ('reproduce', 'reproduce_cli'),
+               'synth': ('synth', 'synth_cli'), 'teacher': ('teachers', 'teacher_cli'),
+               'check-videos': ('datasets', 'check_videos_cli'), 'config': ('config', 'config_cli')}[name]
+    m = importlib.import_module(f'hcmtl.{mod}')
+    return m, getattr(m, fn)
+
+
+def _cli_args(name, tmp_path):
+    run = tmp_path / 'run'; save_config(get_preset('smoke'), run / 'config.yaml')
+    return {'pretrain': ['--preset', 'smoke'], 'finetune': ['--pretrained', 'none', '--dataset', 'ucf101', '--preset', 'smoke'],
+            'eval': ['--run', str(run)], 'bench': ['--preset', 'smoke', '--device', 'cpu'], 'reproduce': ['--preset', 'smoke'],
+            'synth': ['--preset', 'smoke'], 'teacher': ['train', '--data', str(tmp_path), '--preset', 'smoke'],
+            'check-videos': [str(tmp_path), '--preset', 'smoke'], 'config': ['--preset', 'smoke']}[name]
+
+
+def _switched(name):
+    "Whether the command builds its config with hcmtl.config (the lead switches each CLI at integration)."
+    import inspect
+    m, f = _cli(name)
+    return 'config_from_args' in inspect.getsource(m) or 'config_overrides' in inspect.getsource(m)
+
+
+CLIS = ['pretrain', 'finetune', 'eval', 'bench', 'reproduce', 'synth', 'teacher', 'check-videos', 'config']
+_pending = lambda n: pytest.param(n, marks=pytest.mark.xfail(not _switched(n), strict=True,
+                                  reason='until this CLI is switched to hcmtl.config (see H5 report)'))
+
+
+@pytest.mark.parametrize('name', [_pending(n) for n in CLIS])
+def test_every_cli_prints_its_config(name, tmp_path, capsys):
+    _, cli = _cli(name)
+    with pytest.raises(SystemExit) as e: cli(_cli_args(name, tmp_path) + ['--print-config'])
+    assert e.value.code == 0
+    d = yaml.safe_load(capsys.readouterr().out)
+    assert d['preset'] == 'smoke' and 'pretrain' in d
+
+
+@pytest.mark.parametrize('name', [_pending(n) for n in CLIS if n != 'eval'])
+def test_every_cli_reads_config_files_and_refuses_bad_values(name, tmp_path, capsys):
+    _, cli = _cli(name)
+    f = tmp_path / 'c.yaml'; f.write_text('pretrain:\n  epochs: 3\n')
+    with pytest.raises(SystemExit): cli(_cli_args(name, tmp_path) + ['--config', str(f), '--print-config'])
+    assert yaml.safe_load(capsys.readouterr().out)['pretrain']['epochs'] == 3
+    assert cli(_cli_args(name, tmp_path) + ['pretrain.epochs=2.7']) == 2
+    assert '`pretrain.epochs`' in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize('name', [_pending(n) for n in CLIS])
+def test_every_cli_help_names_the_key_listing(name, tmp_path, capsys):
+    _, cli = _cli(name)
+    argv = ['train', '--help'] if name == 'teacher' else ['--help']
+    with pytest.raises(SystemExit): cli(argv)
+    out = capsys.readouterr().out
+    assert 'hcmtl-config' in out and '--print-config' in out and '--config FILE' in out
+
+
+def test_overrides_between_flags(capsys):
+    with pytest.raises(SystemExit): config_cli(['pretrain.epochs=3', '--preset', 'smoke', 'data.size=48', '--print-config'])
+    d = yaml.safe_load(capsys.readouterr().out)
+    assert (d['pretrain']['epochs'], d['data']['size'], d['preset']) == (3, 48, 'smoke')
