@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/backbones.html.md"""
 
 # %% ../nbs/08_backbones.ipynb #c002
 from __future__ import annotations
-import argparse, logging, sys
+import argparse, io, logging, sys
 from collections import OrderedDict, Counter
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.modules.utils import _triple
 from torchvision.models.video.resnet import BasicBlock, Conv3DSimple, Conv2Plus1D
 
-from .core import BACKBONES
+from .core import BACKBONES, atomic_write_bytes
 
 # %% auto #0
 __all__ = ['log', 'RSPNET_ARCHS', 'TORCHVISION_MODELS', 'scaled_channels', 'init_weights', 'Backbone', 'c3d',
@@ -299,10 +299,9 @@ def torchvision_state_dict(backbone: Backbone) -> dict:
 
 # %% ../nbs/08_backbones.ipynb #c036
 def _atomic_save(obj, out) -> Path:
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'.{out.name}.part')
-    torch.save(obj, tmp); tmp.replace(out)
-    return out
+    "torch.save through a temporary file and an atomic rename."
+    buf = io.BytesIO(); torch.save(obj, buf)
+    return atomic_write_bytes(buf.getvalue(), out)
 
 def export_torchvision(src, # hcmtl encoder.pt, or a backbone weights file
                        out, # torchvision state dict to write

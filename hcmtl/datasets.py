@@ -16,6 +16,8 @@ import torch
 from torch.utils.data import Dataset
 from fastcore.basics import patch
 
+from .core import atomic_write_bytes
+
 from .video import (VIDEO_EXTS, BACKENDS, DEFAULT_BACKEND, VideoDecodeError, video_meta, read_frames, probe_video,
                          walk_files)
 from .sampling import random_clip_indices, window_indices, evenly_spaced_clips
@@ -51,12 +53,10 @@ class DiskIndex:
     def __init__(self, root, # folder to index (walked once)
                 ):
         self.root, self.exact, self.folded = Path(root), set(), {}
-        for dirpath, _, files in os.walk(self.root):
-            rel_dir = os.path.relpath(dirpath, self.root)
-            for f in files:
-                rel = f if rel_dir == '.' else f"{rel_dir}/{f}".replace(os.sep, '/')
-                self.exact.add(rel)
-                self.folded.setdefault(rel.lower(), rel)
+        for p in walk_files(self.root)[0]:  # links followed (datasets assembled from links), each folder once
+            rel = p.relative_to(self.root).as_posix()
+            self.exact.add(rel)
+            self.folded.setdefault(rel.lower(), rel)
     def __len__(self): return len(self.exact)
     def find(self, rel: str) -> str|None:
         "Absolute path of `rel` (case-insensitive fallback), or None if absent."
@@ -487,10 +487,7 @@ def write_blacklist(path, # file to write
         p = Path(os.path.abspath(p))
         rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)  # links inside root stay inside
         lines.append(json.dumps({'path': rel, 'reason': ' '.join(str(reason).split())}))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write('\n'.join(lines) + '\n')
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(('\n'.join(lines) + '\n').encode('utf-8'), path)
 
 def drop_blacklisted(items: list, # VideoItems
                      blacklist, # a Blacklist or a blacklist file

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import atomic_write_bytes
+
 # %% auto #0
 __all__ = ['logger', 'VIDEO_EXTS', 'BACKENDS', 'DEFAULT_BACKEND', 'DECODER_THREADS', 'DECORD_THREADS', 'MANIFEST',
            'VideoDecodeError', 'VideoMeta', 'write_video', 'available_backends', 'check_backend', 'fallback_chain',
@@ -65,12 +67,19 @@ def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_ra
     st.codec_context.thread_count = 1  # output bytes independent of the core count (frame-threaded x264 is not)
     return st
 
-def _yuv_frame(img: np.ndarray):
-    "An RGB frame converted explicitly to yuv420p (PyAV's implicit conversion feeds x264 nondeterministically)."
+# %% ../nbs/02_video.ipynb #c015
+def _yuv420_frame(rgb: np.ndarray):
+    "A yuv420p VideoFrame with zeroed line padding (the encoder reads the padding: uninitialised bytes make its output vary)."
     import av
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format='rgb24').reformat(format='yuv420p')
+    h, w = rgb.shape[:2]
+    yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24').reformat(format='yuv420p').to_ndarray()
+    planes = (yuv[:h], yuv[h:h + h // 4].reshape(h // 2, w // 2), yuv[h + h // 4:].reshape(h // 2, w // 2))
+    vf = av.VideoFrame(w, h, 'yuv420p')
+    for pl, a in zip(vf.planes, planes):
+        buf = np.zeros((pl.height, pl.line_size), np.uint8); buf[:, :a.shape[1]] = a; pl.update(buf.tobytes())
+    return vf
 
-# %% ../nbs/02_video.ipynb #c014
+# %% ../nbs/02_video.ipynb #c017
 def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.264 when available)
                 frames: np.ndarray, # uint8 T×H×W×3 RGB
                 fps: int=25, # frame rate
@@ -88,12 +97,12 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.2
     with av.open(str(tmp), mode='w', format=_container_format(path)) as out:
         st = _add_stream(out, path, fps, w, h, gop, bit_rate, 18)
         for f in frames:
-            for pkt in st.encode(_yuv_frame(f)): out.mux(pkt)
+            for pkt in st.encode(_yuv420_frame(f)): out.mux(pkt)
         for pkt in st.encode(): out.mux(pkt)
     tmp.replace(path)
     return path
 
-# %% ../nbs/02_video.ipynb #c017
+# %% ../nbs/02_video.ipynb #c020
 @functools.cache
 def _module(backend: str):
     "The decoding module of a backend, or None when it cannot be imported here."
@@ -119,7 +128,7 @@ def fallback_chain(backend: str=DEFAULT_BACKEND) -> tuple:
     order = [check_backend(backend)] + [b for b in BACKENDS if b not in (backend, 'pyav')] + ['pyav']
     return tuple(dict.fromkeys(b for b in order if _module(b) is not None))
 
-# %% ../nbs/02_video.ipynb #c020
+# %% ../nbs/02_video.ipynb #c023
 _META_CACHE: dict = {}
 _META_CACHE_MAX = 1 << 18
 _FAILED: dict = {b: {} for b in BACKENDS}  # {path: reason} a backend could not read in this process: the next one reads them
@@ -138,7 +147,7 @@ def _stat(path) -> os.stat_result:
     if st.st_size == 0: raise VideoDecodeError(path, 'empty file (0 bytes)')
     return st
 
-# %% ../nbs/02_video.ipynb #c022
+# %% ../nbs/02_video.ipynb #c025
 def _decord_meta(path: str) -> VideoMeta:
     vr = _module('decord').VideoReader(path, num_threads=DECODER_THREADS)
     if len(vr) == 0: raise VideoDecodeError(path, 'no frames')
@@ -172,7 +181,7 @@ def _pyav_meta(path: str) -> VideoMeta:
 
 _META = {'decord': _decord_meta, 'torchcodec': _torchcodec_meta, 'pyav': _pyav_meta}
 
-# %% ../nbs/02_video.ipynb #c024
+# %% ../nbs/02_video.ipynb #c027
 def _first_success(path: str, backend: str, step):
     "step(b) for the first backend b of the chain that succeeds on `path`; (result, b)."
     errors = []
@@ -185,7 +194,7 @@ def _first_success(path: str, backend: str, step):
             logger.debug("%s cannot read %s (%s); trying the next backend", b, path, e)
     raise VideoDecodeError(path, '; '.join(errors) or 'no video backend available')
 
-# %% ../nbs/02_video.ipynb #c025
+# %% ../nbs/02_video.ipynb #c028
 def video_meta(path, # video file
                backend: str=DEFAULT_BACKEND, # first backend to try (see `fallback_chain`)
               ) -> VideoMeta:
@@ -200,7 +209,7 @@ def video_meta(path, # video file
     _META_CACHE[key] = meta
     return meta
 
-# %% ../nbs/02_video.ipynb #c030
+# %% ../nbs/02_video.ipynb #c033
 def output_size(meta: VideoMeta, # the video's metadata
                 short_side: int|None=None, # target short side; None = native size
                ) -> tuple:
@@ -210,7 +219,7 @@ def output_size(meta: VideoMeta, # the video's metadata
     s = short_side / min(h, w)
     return (short_side, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short_side)
 
-# %% ../nbs/02_video.ipynb #c033
+# %% ../nbs/02_video.ipynb #c036
 def _decord_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
     kw = {} if hw == native else dict(width=hw[1], height=hw[0])
     vr = _module('decord').VideoReader(path, num_threads=DECODER_THREADS, **kw)
@@ -222,7 +231,7 @@ def _torchcodec_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, st
     if wanted[-1] >= len(dec): raise IndexError(f"frame {wanted[-1]} >= {len(dec)} frames")
     return dec.get_frames_at(wanted.tolist()).data.numpy()
 
-# %% ../nbs/02_video.ipynb #c035
+# %% ../nbs/02_video.ipynb #c038
 def _pyav_decode(path: str, wanted: np.ndarray, hw: tuple, native: tuple, seek: bool) -> dict|None:
     "Decode `wanted` (sorted, unique) frames into {index: array}; None if seeking was unreliable."
     conv = {} if hw == native else dict(width=hw[1], height=hw[0])
@@ -247,7 +256,7 @@ def _pyav_decode(path: str, wanted: np.ndarray, hw: tuple, native: tuple, seek: 
         out['_end'] = (prev[0], out[prev[0]] if prev[0] in out else prev[1].to_ndarray(format='rgb24', **conv))
     return out
 
-# %% ../nbs/02_video.ipynb #c037
+# %% ../nbs/02_video.ipynb #c040
 def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
     out = _pyav_decode(path, wanted, hw, native, seek=True) if wanted[0] > 0 else None
     if out is None or out.get('_end', 0) is None: out = _pyav_decode(path, wanted, hw, native, seek=False)
@@ -263,7 +272,7 @@ def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: 
 
 _READ = {'decord': _decord_read, 'torchcodec': _torchcodec_read, 'pyav': _pyav_read}
 
-# %% ../nbs/02_video.ipynb #c038
+# %% ../nbs/02_video.ipynb #c041
 def read_frames(path, # video file
                 indices, # frame indices (any order, repeats allowed)
                 backend: str=DEFAULT_BACKEND, # first backend to try (see `fallback_chain`)
@@ -282,14 +291,14 @@ def read_frames(path, # video file
     frames, _ = _first_success(path, backend, lambda b: _READ[b](path, wanted, hw, native, strict))
     return frames[inverse.ravel()]
 
-# %% ../nbs/02_video.ipynb #c046
+# %% ../nbs/02_video.ipynb #c049
 def header_frames(path) -> int|None:
     "The frame count a video's container header claims (None when it does not say)."
     try:
         with _module('pyav').open(os.fspath(path)) as c: return int(c.streams.video[0].frames) or None
     except Exception: return None
 
-# %% ../nbs/02_video.ipynb #c049
+# %% ../nbs/02_video.ipynb #c052
 def probe_video(path, # video file
                 min_frames: int=1, # shorter videos are reported
                 backend: str=DEFAULT_BACKEND, # backend the training will use
@@ -305,7 +314,7 @@ def probe_video(path, # video file
     except VideoDecodeError as e: return e.reason
     return None
 
-# %% ../nbs/02_video.ipynb #c054
+# %% ../nbs/02_video.ipynb #c057
 def walk_files(root, # folder to walk
                skip=(), # folders not to enter
               ) -> tuple:
@@ -327,7 +336,7 @@ def walk_files(root, # folder to walk
             elif p.is_symlink(): problems.append((str(p), f"broken or looping symlink -> {os.readlink(p)}"))
     return sorted(files), problems
 
-# %% ../nbs/02_video.ipynb #c057
+# %% ../nbs/02_video.ipynb #c060
 def transcode_video(src, # input video
                     dst, # output file (.avi: MPEG-4 Part 2, .mp4: H.264)
                     short_side: int|None=128, # output short side (even); None = native size
@@ -347,7 +356,7 @@ def transcode_video(src, # input video
             ost = _add_stream(out, dst, ist.average_rate or ist.guessed_rate or 25, w, h, gop, bit_rate, 20)
             for frame in inp.decode(ist):
                 img = frame.to_ndarray(format='rgb24', width=w, height=h)
-                for pkt in ost.encode(_yuv_frame(img)): out.mux(pkt)
+                for pkt in ost.encode(_yuv420_frame(img)): out.mux(pkt)
             for pkt in ost.encode(): out.mux(pkt)
     except Exception as e:
         tmp.unlink(missing_ok=True)
@@ -356,22 +365,16 @@ def transcode_video(src, # input video
     tmp.replace(dst)
     return dst
 
-# %% ../nbs/02_video.ipynb #c059
+# %% ../nbs/02_video.ipynb #c062
 def copy_atomic(src, # file to copy
                 dst, # destination file (its folder is created)
                ) -> Path:
-    "Copy a file with its metadata through a temporary file in the destination folder, then rename."
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f'.{dst.name}.', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f, open(src, 'rb') as s: shutil.copyfileobj(s, f, 1 << 20)
-        shutil.copystat(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    "Copy a file through a temporary file in the destination folder and an atomic rename, then its times and mode."
+    dst = atomic_write_bytes(Path(src).read_bytes(), dst)
+    shutil.copystat(src, dst)
     return dst
 
-# %% ../nbs/02_video.ipynb #c062
+# %% ../nbs/02_video.ipynb #c065
 MANIFEST = '.hcmtl-transcode.json'
 
 def _load_manifest(dst: Path) -> dict:
@@ -380,17 +383,14 @@ def _load_manifest(dst: Path) -> dict:
     except (OSError, ValueError, AttributeError): return {}
 
 def _save_manifest(dst: Path, outputs: dict):
-    dst.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst, prefix=f'{MANIFEST}.', suffix='.part')
-    with os.fdopen(fd, 'w') as f: json.dump({'version': 1, 'outputs': outputs}, f, indent=0, sort_keys=True)
-    os.replace(tmp, dst / MANIFEST)
+    atomic_write_bytes(json.dumps({'version': 1, 'outputs': outputs}, indent=0, sort_keys=True).encode(), dst / MANIFEST)
 
 def _record(src: Path, settings: dict) -> dict:
     "What an output depends on: its settings and its source's size and modification time."
     st = src.stat()
     return {**settings, 'src_size': st.st_size, 'src_mtime_ns': st.st_mtime_ns}
 
-# %% ../nbs/02_video.ipynb #c064
+# %% ../nbs/02_video.ipynb #c067
 def plan_transcode(src: Path, dst: Path, short_side: int|None, gop: int, overwrite: bool=False) -> tuple:
     "([(kind, src_file, out_file, record), ...] still to do, n up to date, tree problems, manifest)."
     rs, rd = src.resolve(), dst.resolve()
@@ -406,7 +406,7 @@ def plan_transcode(src: Path, dst: Path, short_side: int|None, gop: int, overwri
         else: todo.append((kind, f, dst / rel, rec))
     return todo, done, problems, manifest
 
-# %% ../nbs/02_video.ipynb #c065
+# %% ../nbs/02_video.ipynb #c068
 def _transcode_one(job):
     kind, src, dst, short_side, gop = job
     try:
@@ -425,7 +425,7 @@ def _run_jobs(jobs: list, workers: int):
     else:
         for k, j in enumerate(jobs): yield k, _transcode_one(j)
 
-# %% ../nbs/02_video.ipynb #c066
+# %% ../nbs/02_video.ipynb #c069
 def transcode_tree(src, # dataset root to read
                    dst, # root to write
                    short_side: int|None=128, # output short side; None = native
@@ -447,7 +447,7 @@ def transcode_tree(src, # dataset root to read
     return dict(done=len(todo) - len(failed), skipped=done, failed=failed, problems=problems,
                 videos=sum(1 for t in todo if t[0] == 'video'))
 
-# %% ../nbs/02_video.ipynb #c067
+# %% ../nbs/02_video.ipynb #c070
 def transcode_cli(argv=None) -> int:
     "hcmtl-transcode SRC DST: re-encode every video under SRC into DST (same tree), copy the other files; exit 1 if any fails."
     p = argparse.ArgumentParser(prog='hcmtl-transcode', description=transcode_cli.__doc__)
