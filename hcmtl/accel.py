@@ -128,9 +128,10 @@ def configure_backends(device: torch.device, # the device of the run
 
 def maybe_compile(model: nn.Module, # compiled in place
                   enabled: bool=False, # the config's `compile`
-                  backend: str|None=None, # torch.compile backend (None = inductor; 'aot_eager' in tests)
+                  backend: str|None=None, # torch.compile backend (None: $HCMTL_COMPILE_BACKEND, else inductor)
                  ) -> nn.Module:
     "Compile the module's forward in place with `torch.compile` when enabled (its state_dict keys are unchanged)."
+    backend = backend or os.environ.get('HCMTL_COMPILE_BACKEND')
     if enabled: model.compile(**({'backend': backend} if backend else {}))
     return model
 
