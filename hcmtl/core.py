@@ -265,7 +265,7 @@ def _scalar(base, v):
         if isinstance(v, (int, str)) and str(v).strip().lower() in BOOL_WORDS: return BOOL_WORDS[str(v).strip().lower()]
     elif isinstance(v, (bool, list, tuple, dict)) or v is None: pass
     elif base is int:
-        if isinstance(v, int): return v
+        if isinstance(v, int) or isinstance(v, str) and re.fullmatch(r'\s*[+-]?\d+\s*', v): return int(v)
         f = float(v)  # '3', 3.0 and '1e3' are integers; 2.7 and 'abc' are not
         if f.is_integer() and abs(f) < 2**53: return int(f)
     elif base is float: return float(v)
