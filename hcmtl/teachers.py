@@ -39,6 +39,7 @@ def to_unit_float(frames: torch.Tensor, # N×3×H×W uint8 or float in [0, 1]
     if not frames.is_floating_point(): raise TypeError(f"teacher frames must be uint8 or float, got {frames.dtype}")
     return frames.float()
 
+# %% ../nbs/07_teachers.ipynb #c007
 class Teacher(nn.Module):
     "A frozen parsing teacher f_t (eq. 2): RGB frames N×3×H×W -> softmax probabilities N×C×h×w."
     output_stride = 4  # the probabilities are 1/output_stride of the resolution the network runs at
@@ -65,36 +66,41 @@ class Teacher(nn.Module):
         "A teacher stays in eval mode whatever its parent asks."
         return super().train(False)
 
-    def prepare(self, frames: torch.Tensor) -> torch.Tensor:
-        "RGB frames -> the normalised float input of the network (resized, channel order, mean/std)."
-        if frames.ndim != 4 or frames.shape[1] != 3:
-            raise ValueError(f"teacher expects frames N×3×H×W, got shape {tuple(frames.shape)} "
-                             "(take the middle frame of a B×3×T×H×W clip first)")
-        x = to_unit_float(frames.to(self.mean.device, non_blocking=True))
-        if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False,
-                              antialias=x.shape[-2] > self.input_size[0])
-        if self.bgr: x = x.flip(1)
-        return (x - self.mean) / self.std
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        "Class logits of the normalised input `x` at 1/output_stride resolution."
-        return self.net(x)
-
-    @torch.no_grad()
-    def forward(self, frames: torch.Tensor, # N×3×H×W RGB, uint8 or float in [0, 1]
-                out_size: tuple|None=None, # resize the probabilities to this (h, w); None = native
-               ) -> torch.Tensor:
-        "Softmax probabilities F_t (eq. 2), float32 N×C×h×w."
-        x = self.prepare(frames)
-        with autocast(x.device, self.amp if (x.is_cuda or isinstance(self.amp, str)) else False):
-            z = self.logits(x)
-        p = z.float().softmax(1)
-        if out_size is not None and tuple(p.shape[-2:]) != tuple(out_size):
-            p = F.interpolate(p, size=tuple(out_size), mode='bilinear', align_corners=False)
-        return p
-
 # %% ../nbs/07_teachers.ipynb #c009
+@patch
+def prepare(self: Teacher, frames: torch.Tensor) -> torch.Tensor:
+    "RGB frames -> the normalised float input of the network (resized, channel order, mean/std)."
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"teacher expects frames N×3×H×W, got shape {tuple(frames.shape)} "
+                         "(take the middle frame of a B×3×T×H×W clip first)")
+    x = to_unit_float(frames.to(self.mean.device, non_blocking=True))
+    if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
+        x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False,
+                          antialias=x.shape[-2] > self.input_size[0])
+    if self.bgr: x = x.flip(1)
+    return (x - self.mean) / self.std
+
+@patch
+def logits(self: Teacher, x: torch.Tensor) -> torch.Tensor:
+    "Class logits of the normalised input `x` at 1/output_stride resolution."
+    return self.net(x)
+
+# %% ../nbs/07_teachers.ipynb #c011
+@patch
+@torch.no_grad()
+def forward(self: Teacher, frames: torch.Tensor, # N×3×H×W RGB, uint8 or float in [0, 1]
+            out_size: tuple|None=None, # resize the probabilities to this (h, w); None = native
+           ) -> torch.Tensor:
+    "Softmax probabilities F_t (eq. 2), float32 N×C×h×w."
+    x = self.prepare(frames)
+    with autocast(x.device, self.amp if (x.is_cuda or isinstance(self.amp, str)) else False):
+        z = self.logits(x)
+    p = z.float().softmax(1)
+    if out_size is not None and tuple(p.shape[-2:]) != tuple(out_size):
+        p = F.interpolate(p, size=tuple(out_size), mode='bilinear', align_corners=False)
+    return p
+
+# %% ../nbs/07_teachers.ipynb #c015
 @torch.no_grad()
 def _letterbox(x: torch.Tensor, size: tuple) -> tuple:
     "Frames scaled to fit `size` with their aspect ratio, centred on black: (padded, (top, left, h, w))."
@@ -105,6 +111,7 @@ def _letterbox(x: torch.Tensor, size: tuple) -> tuple:
     top, left = (size[0] - h) // 2, (size[1] - w) // 2
     return F.pad(x, (left, size[1] - w - left, top, size[0] - h - top)), (top, left, h, w)
 
+# %% ../nbs/07_teachers.ipynb #c017
 @patch
 @torch.no_grad()
 def frame_maps(self: Teacher, frames: torch.Tensor, # N×3×H×W RGB whole frames, uint8 or float in [0, 1]
@@ -120,7 +127,7 @@ def frame_maps(self: Teacher, frames: torch.Tensor, # N×3×H×W RGB whole frame
     grid = F.affine_grid(theta.expand(len(p), 2, 3), (len(p), 1, *out_size), align_corners=False)
     return F.grid_sample(p, grid, mode='bilinear', padding_mode='border', align_corners=False)
 
-# %% ../nbs/07_teachers.ipynb #c013
+# %% ../nbs/07_teachers.ipynb #c021
 class ABN(nn.Module):
     "Inference-only activated batch norm with InPlace-ABN semantics: scale |weight|+eps, optional leaky ReLU."
     def __init__(self, channels: int, # number of channels
@@ -143,13 +150,14 @@ class ABN(nn.Module):
 
     def extra_repr(self): return f"{self.weight.numel()}, activation={self.activation}"
 
-# %% ../nbs/07_teachers.ipynb #c016
+# %% ../nbs/07_teachers.ipynb #c024
 def _conv(cin, cout, k=1, stride=1, dilation=1, bias=False):
     return nn.Conv2d(cin, cout, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, bias=bias)
 
 def _conv_abn(cin, cout, k=1, activation='leaky_relu'):
     return nn.Sequential(_conv(cin, cout, k), ABN(cout, activation))
 
+# %% ../nbs/07_teachers.ipynb #c026
 class SCHPBottleneck(nn.Module):
     "ResNet bottleneck of the SCHP backbone (norm layers without activation, ReLU applied separately)."
     def __init__(self, cin, planes, stride=1, dilation=1, downsample=None):
@@ -165,6 +173,7 @@ class SCHPBottleneck(nn.Module):
         y = self.bn3(self.conv3(y))
         return F.relu(y + (x if self.downsample is None else self.downsample(x)))
 
+# %% ../nbs/07_teachers.ipynb #c028
 def _up(x, ref):
     return F.interpolate(x, size=ref.shape[-2:], mode='bilinear', align_corners=True)
 
@@ -178,6 +187,7 @@ class SCHPContext(nn.Module):
     def forward(self, x):
         return self.bottleneck(torch.cat([_up(s(x), x) for s in self.stages] + [x], 1))
 
+# %% ../nbs/07_teachers.ipynb #c030
 class SCHPEdge(nn.Module):
     "Edge branch: layer1-3 features -> 256 channels each at 1/4 resolution (+ edge logits on request)."
     def __init__(self, cins=(256, 512, 1024), mid=256, out=2):
@@ -194,6 +204,7 @@ class SCHPEdge(nn.Module):
         edge = self.conv5(torch.cat([edges[0]] + [_up(e, x1) for e in edges[1:]], 1))
         return edge, fea
 
+# %% ../nbs/07_teachers.ipynb #c032
 class SCHPDecoder(nn.Module):
     "Parsing decoder: context (512) + layer1 skip (48) -> 256 features and parsing logits at 1/4."
     def __init__(self, num_classes):
@@ -207,7 +218,7 @@ class SCHPDecoder(nn.Module):
         x = self.conv3(torch.cat([_up(self.conv1(context), skip), self.conv2(skip)], 1))
         return self.conv4(x), x
 
-# %% ../nbs/07_teachers.ipynb #c018
+# %% ../nbs/07_teachers.ipynb #c034
 SCHP_LAYERS = (3, 4, 23, 3)  # ResNet-101
 SCHP_MEAN_BGR = (0.406, 0.456, 0.485)  # SCHP input normalisation, BGR order, on [0, 1] pixels
 SCHP_STD_BGR = (0.225, 0.224, 0.229)
@@ -235,26 +246,31 @@ class SCHPNet(nn.Module):
         self.decoder = SCHPDecoder(num_classes)
         self.fushion = nn.Sequential(_conv(1024, 256), ABN(256), nn.Dropout2d(0.1), _conv(256, num_classes, bias=True))
 
-    def _run(self, x, with_edge):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        x = self.maxpool(F.relu(self.bn3(self.conv3(x))))
-        x2 = self.layer1(x); x3 = self.layer2(x2); x4 = self.layer3(x3); x5 = self.layer4(x4)
-        parsing, parsing_fea = self.decoder(self.context_encoding(x5), x2)
-        edge, edge_fea = self.edge(x2, x3, x4, with_logits=with_edge)
-        fusion = self.fushion(torch.cat([parsing_fea, edge_fea], 1))
-        return parsing, fusion, edge
+# %% ../nbs/07_teachers.ipynb #c036
+@patch
+def _run(self: SCHPNet, x, with_edge):
+    x = F.relu(self.bn1(self.conv1(x)))
+    x = F.relu(self.bn2(self.conv2(x)))
+    x = self.maxpool(F.relu(self.bn3(self.conv3(x))))
+    x2 = self.layer1(x); x3 = self.layer2(x2); x4 = self.layer3(x3); x5 = self.layer4(x4)
+    parsing, parsing_fea = self.decoder(self.context_encoding(x5), x2)
+    edge, edge_fea = self.edge(x2, x3, x4, with_logits=with_edge)
+    fusion = self.fushion(torch.cat([parsing_fea, edge_fea], 1))
+    return parsing, fusion, edge
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        "Fusion parsing logits (the official `output[0][-1]`), N×C×H/4×W/4."
-        return self._run(x, False)[1]
+# %% ../nbs/07_teachers.ipynb #c038
+@patch
+def forward(self: SCHPNet, x: torch.Tensor) -> torch.Tensor:
+    "Fusion parsing logits (the official `output[0][-1]`), N×C×H/4×W/4."
+    return self._run(x, False)[1]
 
-    def forward_all(self, x: torch.Tensor) -> list:
-        "The official nested output `[[parsing, fusion], [edge]]`."
-        parsing, fusion, edge = self._run(x, True)
-        return [[parsing, fusion], [edge]]
+@patch
+def forward_all(self: SCHPNet, x: torch.Tensor) -> list:
+    "The official nested output `[[parsing, fusion], [edge]]`."
+    parsing, fusion, edge = self._run(x, True)
+    return [[parsing, fusion], [edge]]
 
-# %% ../nbs/07_teachers.ipynb #c022
+# %% ../nbs/07_teachers.ipynb #c042
 SCHP_DATASETS = {
     'lip': dict(num_classes=20, input_size=(473, 473), labels=[
         'Background', 'Hat', 'Hair', 'Glove', 'Sunglasses', 'Upper-clothes', 'Dress', 'Coat', 'Socks', 'Pants',
@@ -275,6 +291,7 @@ def _key_report(path, missing, unexpected, wrong, limit=20):
     if wrong: lines.append(f"  wrong shapes ({len(wrong)}): " + show([f"{k} {a} (expected {b})" for k, a, b in wrong]))
     return '\n'.join(lines)
 
+# %% ../nbs/07_teachers.ipynb #c044
 def read_schp_state_dict(path) -> dict:
     "The parameter tensors of a released SCHP checkpoint, with the `module.` prefix removed."
     path = Path(path)
@@ -289,6 +306,7 @@ def read_schp_state_dict(path) -> dict:
     return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in sd.items()
             if not k.endswith('num_batches_tracked')}
 
+# %% ../nbs/07_teachers.ipynb #c046
 def load_schp(path, # released SCHP checkpoint (.pth)
               num_classes: int|None=None, # expected classes; None = inferred from the checkpoint
               layers: tuple=SCHP_LAYERS, # blocks per ResNet stage (the released models: ResNet-101)
@@ -315,7 +333,7 @@ def load_schp(path, # released SCHP checkpoint (.pth)
     net.native_size = info['input_size'] if info else None
     return net.eval().requires_grad_(False)
 
-# %% ../nbs/07_teachers.ipynb #c026
+# %% ../nbs/07_teachers.ipynb #c050
 class SCHPTeacher(Teacher):
     "The SCHP network as a frozen teacher: RGB [0,1] -> BGR, SCHP mean/std, fusion softmax at 1/4."
     def __init__(self, net: SCHPNet, # a loaded network (see `load_schp`)
@@ -325,12 +343,13 @@ class SCHPTeacher(Teacher):
         labels = getattr(net, 'label_names', None) or [f'class_{i}' for i in range(net.num_classes)]
         super().__init__(net, labels, SCHP_MEAN_BGR, SCHP_STD_BGR, bgr=True, input_size=input_size, amp=amp)
 
-# %% ../nbs/07_teachers.ipynb #c029
+# %% ../nbs/07_teachers.ipynb #c053
 PART_LABELS = ['background', 'head', 'torso', 'upper arms', 'lower arms', 'upper legs', 'lower legs']  # Pascal-Person-Part
 
 def _cbr(cin, cout, stride=1, dilation=1):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
+# %% ../nbs/07_teachers.ipynb #c055
 class SynthParsingNet(nn.Module):
     "A small parsing network (encoder to 1/16, pyramid pooling, decoder back to 1/4) for the synthetic world."
     def __init__(self, num_classes: int=7, # parsing classes
@@ -359,7 +378,7 @@ class SynthParsingNet(nn.Module):
         y = self.up8(torch.cat([up(c, x8), x8], 1))
         return self.classifier(self.up4(torch.cat([up(y, x4), x4], 1)))
 
-# %% ../nbs/07_teachers.ipynb #c032
+# %% ../nbs/07_teachers.ipynb #c058
 def draw_stick_figure(size: int=64, # image side
                       rng: np.random.Generator|None=None, # random source
                      ) -> tuple:
@@ -397,6 +416,7 @@ def draw_stick_figure(size: int=64, # image side
     img = (img.astype(np.int16) + rng.normal(0, 6, img.shape)).clip(0, 255).astype(np.uint8)
     return img, lab
 
+# %% ../nbs/07_teachers.ipynb #c060
 def fake_parsing_set(root, # output folder (gets train/ and val/)
                      n_train: int=32, # training images
                      n_val: int=8, # validation images
@@ -414,7 +434,7 @@ def fake_parsing_set(root, # output folder (gets train/ and val/)
             cv2.imwrite(str(root / split / 'labels' / f'{i:05d}.png'), lab)
     return root
 
-# %% ../nbs/07_teachers.ipynb #c035
+# %% ../nbs/07_teachers.ipynb #c063
 def parsing_root(data_dir) -> Path:
     "The parsing-set folder of a world `W` (`W/lip`) or the folder itself if it holds train/ and val/."
     d = Path(data_dir)
@@ -423,6 +443,7 @@ def parsing_root(data_dir) -> Path:
     raise FileNotFoundError(f"no parsing set under {d}: expected {d}/lip/train/images (a synthetic world made by "
                             f"hcmtl-synth) or {d}/train/images")
 
+# %% ../nbs/07_teachers.ipynb #c065
 def read_parsing_split(data_dir, # world root W, or a folder holding {train,val}/{images,labels}
                        split: str='train', # 'train' or 'val'
                        num_classes: int=7, # label values must be below this
@@ -448,7 +469,7 @@ def read_parsing_split(data_dir, # world root W, or a folder holding {train,val}
     images = torch.from_numpy(np.ascontiguousarray(np.stack(imgs))).permute(0, 3, 1, 2).contiguous()
     return images, torch.from_numpy(np.stack(labs)), [f.stem for f in files]
 
-# %% ../nbs/07_teachers.ipynb #c038
+# %% ../nbs/07_teachers.ipynb #c068
 def iou_from_confusion(cm: torch.Tensor, label_names=None) -> dict:
     "mIoU, per-class IoU (NaN where a class is absent) and pixel accuracy of a confusion matrix."
     cm = cm.double()
@@ -458,6 +479,7 @@ def iou_from_confusion(cm: torch.Tensor, label_names=None) -> dict:
     return {'miou': float(iou[union > 0].mean()), 'pixel_acc': float(inter.sum() / cm.sum().clamp(min=1)),
             'iou': {n: float(v) for n, v in zip(names, iou)}}
 
+# %% ../nbs/07_teachers.ipynb #c070
 def stride_ceiling_miou(labels: torch.Tensor, # N×H×W ground-truth part ids
                         num_classes: int=7, # classes
                         stride: int=4, # output stride of the parser
@@ -468,6 +490,7 @@ def stride_ceiling_miou(labels: torch.Tensor, # N×H×W ground-truth part ids
     up = F.interpolate(low, size=labels.shape[-2:], mode='bilinear', align_corners=False).argmax(1)
     return iou_from_confusion(confusion_matrix(up, labels, num_classes))['miou']
 
+# %% ../nbs/07_teachers.ipynb #c072
 @torch.no_grad()
 def evaluate_teacher(teacher: Teacher, # any teacher
                      data_dir, # world root W or parsing-set folder
@@ -488,7 +511,7 @@ def evaluate_teacher(teacher: Teacher, # any teacher
     out['ceiling_miou'] = stride_ceiling_miou(labels, teacher.num_classes, teacher.output_stride)
     return out
 
-# %% ../nbs/07_teachers.ipynb #c041
+# %% ../nbs/07_teachers.ipynb #c075
 def _affine_crops(n, size, gen, scale=(0.4, 1.0), ratio=(3/4, 4/3), flip_p=0.5):
     "Sampling grids of random resized crops + flips for a batch (normalised coordinates)."
     area = torch.empty(n).uniform_(*scale, generator=gen)
@@ -500,6 +523,7 @@ def _affine_crops(n, size, gen, scale=(0.4, 1.0), ratio=(3/4, 4/3), flip_p=0.5):
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
     return F.affine_grid(theta, (n, 1, size, size), align_corners=False)
 
+# %% ../nbs/07_teachers.ipynb #c077
 def _jitter(x, gen, strength=0.3, gray_p=0.1):
     "Per-image brightness, contrast, saturation jitter and random greyscale on [0,1] RGB."
     n = x.shape[0]
@@ -511,6 +535,7 @@ def _jitter(x, gen, strength=0.3, gray_p=0.1):
     g = (torch.rand(n, 1, 1, 1, generator=gen) < gray_p).to(x)
     return (x * (1 - g) + gray * g).clamp(0, 1)
 
+# %% ../nbs/07_teachers.ipynb #c079
 def augment_parsing_batch(images: torch.Tensor, # uint8 N×3×H×W
                           labels: torch.Tensor, # uint8 N×H×W
                           size: int, # output side
@@ -522,7 +547,7 @@ def augment_parsing_batch(images: torch.Tensor, # uint8 N×3×H×W
     y = F.grid_sample(labels[:, None].float(), grid, mode='nearest', padding_mode='border', align_corners=False)
     return _jitter(x, gen), y[:, 0].long()
 
-# %% ../nbs/07_teachers.ipynb #c044
+# %% ../nbs/07_teachers.ipynb #c082
 SYNTH_TEACHER_FORMAT = 'hcmtl-synth-teacher-v1'
 
 class SynthTeacher(Teacher):
@@ -536,6 +561,7 @@ class SynthTeacher(Teacher):
         super().__init__(net.eval(), label_names, IMAGENET_MEAN, IMAGENET_STD, bgr=False, input_size=input_size, amp=amp)
         self.meta = meta or {}
 
+# %% ../nbs/07_teachers.ipynb #c084
 def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
                        input_size: int|tuple|None=None, # resolution it runs at; None = the frames' own size
                        amp: bool|str=True, # autocast on CUDA, or a precision for any device
@@ -555,7 +581,7 @@ def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
     meta = {k: v for k, v in ck.items() if k not in ('state_dict',)}
     return SynthTeacher(net, ck['label_names'], input_size=input_size, amp=amp, meta=meta)
 
-# %% ../nbs/07_teachers.ipynb #c045
+# %% ../nbs/07_teachers.ipynb #c085
 def _save_atomic(obj, path: Path):
     buf = io.BytesIO(); torch.save(obj, buf)
     atomic_write_bytes(buf.getvalue(), path)
@@ -575,6 +601,7 @@ def save_synth_teacher(net: SynthParsingNet, # the network to save
     _save_atomic(ck, path)
     return path
 
+# %% ../nbs/07_teachers.ipynb #c087
 @torch.no_grad()
 def _recalibrate_bn(net, images, labels, size, batch_size, gen):
     "Replace the BN running statistics by exact averages over one augmented pass of the training set."
@@ -587,6 +614,34 @@ def _recalibrate_bn(net, images, labels, size, batch_size, gen):
     for m in bns: m.momentum = 0.1
     net.eval()
 
+# %% ../nbs/07_teachers.ipynb #c089
+def _teacher_epoch(net, opt, sched, images, labels, size: int, batch_size: int, gen) -> float:
+    "One pass over the training frames; the mean loss."
+    net.train(); dev = images.device
+    steps = max(1, len(images) // batch_size)
+    perm, tot = torch.randperm(len(images), generator=gen).to(dev), 0.0
+    for s in range(steps):
+        idx = perm[s * batch_size:(s + 1) * batch_size]
+        x, y = augment_parsing_batch(images[idx], labels[idx], size, gen)
+        x = (x - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        with autocast(dev, dev.type == 'cuda'): z = net(x)
+        loss = F.cross_entropy(F.interpolate(z.float(), size=y.shape[-2:], mode='bilinear', align_corners=False), y)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        tot += loss.item()
+    return tot / steps
+
+# %% ../nbs/07_teachers.ipynb #c091
+def _save_teacher_run(net, out_file: Path, size: int, label_names, metrics: dict, train: dict, verbose: bool):
+    "Write the checkpoint and `<out_file>.json`; print the validation scores when `verbose`."
+    save_synth_teacher(net, out_file, size, label_names, metrics, train)
+    summary = {'checkpoint': str(out_file), **metrics, 'train': train, 'environment': environment_record()}
+    out_file.with_suffix('.json').write_text(json.dumps(summary, indent=2))
+    if verbose:
+        per = ', '.join(f"{k} {v:.3f}" for k, v in metrics['iou'].items())
+        print(f"validation mIoU {metrics['miou']:.3f} on {metrics['frames']} frames ({per}); "
+              f"pixel accuracy {metrics['pixel_acc']:.3f}; {train['seconds']}s; saved {out_file}")
+
+# %% ../nbs/07_teachers.ipynb #c093
 def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set folder
                         out_file=None, # checkpoint to write; None = <W>/teacher.pt
                         epochs: int=15, # passes over the training split
@@ -603,8 +658,7 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
     t0 = time.time()
     out_file = Path(out_file) if out_file else Path(data_dir) / 'teacher.pt'
     seed_everything(seed)
-    gen = torch.Generator().manual_seed(seed)
-    dev = torch.device(device)
+    gen, dev = torch.Generator().manual_seed(seed), torch.device(device)
     images, labels, _ = read_parsing_split(data_dir, 'train', num_classes)
     images, labels = images.to(dev), labels.to(dev)
     net = SynthParsingNet(num_classes, width).to(dev)
@@ -616,17 +670,7 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
     history = []
     for ep in range(epochs):
-        net.train(); perm = torch.randperm(len(images), generator=gen).to(dev); tot = 0.0
-        for s in range(steps_per_epoch):
-            idx = perm[s * batch_size:(s + 1) * batch_size]
-            x, y = augment_parsing_batch(images[idx], labels[idx], size, gen)
-            x = (x - x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-            with torch.autocast('cuda', dtype=torch.bfloat16, enabled=dev.type == 'cuda'):
-                z = net(x)
-            loss = F.cross_entropy(F.interpolate(z.float(), size=y.shape[-2:], mode='bilinear', align_corners=False), y)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
-            tot += loss.item()
-        history.append(round(tot / steps_per_epoch, 5))
+        history.append(round(_teacher_epoch(net, opt, sched, images, labels, size, batch_size, gen), 5))
         if verbose: print(f"epoch {ep + 1}/{epochs} loss {history[-1]:.4f} ({time.time() - t0:.0f}s)", flush=True)
     _recalibrate_bn(net, images, labels, size, batch_size, gen)
     labels_ = PART_LABELS if num_classes == 7 else [f'class_{i}' for i in range(num_classes)]
@@ -636,18 +680,13 @@ def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set 
     train = {'epochs': epochs, 'batch_size': batch_size, 'lr': lr, 'seed': seed, 'device': str(dev),
              'data': str(parsing_root(data_dir)), 'train_frames': len(images), 'seconds': seconds,
              'loss_history': history, 'torch_threads': torch.get_num_threads()}
-    save_synth_teacher(net, out_file, size, teacher.label_names, metrics, train)
-    summary = {'checkpoint': str(out_file), **metrics, 'train': train, 'environment': environment_record()}
-    out_file.with_suffix('.json').write_text(json.dumps(summary, indent=2))
-    if verbose:
-        per = ', '.join(f"{k} {v:.3f}" for k, v in metrics['iou'].items())
-        print(f"validation mIoU {metrics['miou']:.3f} on {metrics['frames']} frames ({per}); "
-              f"pixel accuracy {metrics['pixel_acc']:.3f}; {seconds}s; saved {out_file}")
+    _save_teacher_run(net, out_file, size, teacher.label_names, metrics, train, verbose)
     return {'checkpoint': str(out_file), **metrics, 'seconds': seconds}
 
-# %% ../nbs/07_teachers.ipynb #c049
+# %% ../nbs/07_teachers.ipynb #c097
 def _pair(v): return (v, v) if isinstance(v, int) else (tuple(v) if v else None)
 
+# %% ../nbs/07_teachers.ipynb #c099
 def load_teacher(tcfg: TeacherConfig, # cfg.teacher
                  world=None, # synthetic world root W (default place of the synthetic teacher)
                  device=None, # move the teacher there (the student's device)
@@ -675,7 +714,7 @@ def load_teacher(tcfg: TeacherConfig, # cfg.teacher
                           f"{tcfg.path or path} has {teacher.num_classes} classes; set teacher.num_classes={teacher.num_classes}")
     return teacher.to(device) if device is not None else teacher
 
-# %% ../nbs/07_teachers.ipynb #c052
+# %% ../nbs/07_teachers.ipynb #c102
 def teacher_cli(argv=None) -> int:
     "Command line `hcmtl-teacher`: train or evaluate the parsing teacher."
     p = argparse.ArgumentParser(prog='hcmtl-teacher', description='Train or evaluate the frozen parsing teacher.')
@@ -711,7 +750,7 @@ def teacher_cli(argv=None) -> int:
     print(json.dumps(m, indent=2))
     return 0
 
-# %% ../nbs/07_teachers.ipynb #c053
+# %% ../nbs/07_teachers.ipynb #c103
 def _cli_teacher(a, root: Path) -> Teacher:
     "The teacher a `hcmtl-teacher` command names (--teacher/--kind/--input-size), at its native size by default."
     path = a.teacher or str(root / 'teacher.pt')
@@ -723,6 +762,7 @@ def _cli_teacher(a, root: Path) -> Teacher:
         t = SCHPTeacher(net, input_size=a.input_size or teacher_native_size(TeacherConfig('schp', num_classes=net.num_classes)))
     return t.to(a.device)
 
+# %% ../nbs/07_teachers.ipynb #c105
 def _cache_pool(a) -> int:
     "`hcmtl-teacher cache`: native-resolution teacher maps of every pool video, decoded as the pretraining decodes them."
     from hcmtl.datasets import read_kinetics
@@ -735,7 +775,7 @@ def _cache_pool(a) -> int:
     print(f"cached {len(items)} videos of {pool} in {a.out}: {cache.disk_bytes() / 2**20:.1f} MiB, {time.time() - t0:.1f}s")
     return 0
 
-# %% ../nbs/07_teachers.ipynb #c056
+# %% ../nbs/07_teachers.ipynb #c108
 class TeacherCache:
     "Precomputed teacher maps F_t (eq. 2) of candidate middle frames, uint8-quantised, one file per video."
     def __init__(self, root, # cache folder (cfg.teacher.cache)
@@ -750,83 +790,92 @@ class TeacherCache:
         "The cache file of a video (named by a hash of its path string)."
         return self.root / f"{hashlib.sha1(str(video).encode()).hexdigest()[:20]}.npz"
 
-    @torch.no_grad()
-    def put(self, teacher: Teacher, # the frozen teacher
-            video, # key: the video path as the dataset names it
-            frames, # uint8 T×H×W×3 RGB frames (numpy or tensor) of the frames listed in `indices`
-            indices, # source frame index of each row of `frames`
-            batch_size: int=64, # frames per teacher forward
-           ) -> Path:
-        "Run the teacher on whole frames at its input size and store the quantised maps of `video`."
-        frames = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2)
-        maps = [teacher.frame_maps(frames[i:i + batch_size]).mul_(255).round_().to('cpu', torch.uint8)
-                for i in range(0, len(frames), batch_size)]
-        probs = torch.cat(maps).numpy()
-        self.root.mkdir(parents=True, exist_ok=True)
-        meta = {'video': str(video), 'frame_hw': list(frames.shape[-2:]), 'shape': list(probs.shape),
-                'teacher_input': list(teacher.input_size or frames.shape[-2:]), 'label_names': teacher.label_names, 'sha256': hashlib.sha256(probs.tobytes()).hexdigest()}
-        f = self.file(video); tmp = f.with_name(f.stem + '.part.npz')
-        np.savez_compressed(tmp, probs=probs, indices=np.asarray(indices, np.int32), meta=np.array(json.dumps(meta)))
-        os.replace(tmp, f)
-        self._mem.pop(str(video), None)
-        return f
+# %% ../nbs/07_teachers.ipynb #c110
+@patch
+@torch.no_grad()
+def put(self: TeacherCache, teacher: Teacher, # the frozen teacher
+        video, # key: the video path as the dataset names it
+        frames, # uint8 T×H×W×3 RGB frames (numpy or tensor) of the frames listed in `indices`
+        indices, # source frame index of each row of `frames`
+        batch_size: int=64, # frames per teacher forward
+       ) -> Path:
+    "Run the teacher on whole frames at its input size and store the quantised maps of `video`."
+    frames = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2)
+    maps = [teacher.frame_maps(frames[i:i + batch_size]).mul_(255).round_().to('cpu', torch.uint8)
+            for i in range(0, len(frames), batch_size)]
+    probs = torch.cat(maps).numpy()
+    self.root.mkdir(parents=True, exist_ok=True)
+    meta = {'video': str(video), 'frame_hw': list(frames.shape[-2:]), 'shape': list(probs.shape),
+            'teacher_input': list(teacher.input_size or frames.shape[-2:]), 'label_names': teacher.label_names, 'sha256': hashlib.sha256(probs.tobytes()).hexdigest()}
+    f = self.file(video); tmp = f.with_name(f.stem + '.part.npz')
+    np.savez_compressed(tmp, probs=probs, indices=np.asarray(indices, np.int32), meta=np.array(json.dumps(meta)))
+    os.replace(tmp, f)
+    self._mem.pop(str(video), None)
+    return f
 
-    def build_video(self, teacher: Teacher, video, # video file
-                    short_side: int|None=None, # decode size, as cfg.data.decode_short_side
-                    backend: str='decord', # decoding backend
-                   ) -> Path:
-        "Decode every `stride`-th frame of a video file and cache the teacher maps."
-        from hcmtl.video import read_frames, video_meta
-        idx = list(range(0, video_meta(video, backend).num_frames, self.stride))
-        return self.put(teacher, video, read_frames(video, idx, backend=backend, short_side=short_side), idx)
+# %% ../nbs/07_teachers.ipynb #c112
+@patch
+def build_video(self: TeacherCache, teacher: Teacher, video, # video file
+                short_side: int|None=None, # decode size, as cfg.data.decode_short_side
+                backend: str='decord', # decoding backend
+               ) -> Path:
+    "Decode every `stride`-th frame of a video file and cache the teacher maps."
+    from hcmtl.video import read_frames, video_meta
+    idx = list(range(0, video_meta(video, backend).num_frames, self.stride))
+    return self.put(teacher, video, read_frames(video, idx, backend=backend, short_side=short_side), idx)
 
-    def load(self, video):
-        "(indices, uint8 maps F×C×h×w, meta) of a cached video, or None if absent or failing the integrity check."
-        key = str(video)
-        if key in self._mem: return self._mem[key]
-        f = self.file(video)
-        if not f.exists(): return None
-        try:
-            with np.load(f) as z: probs, idx, meta = z['probs'], z['indices'], json.loads(str(z['meta']))
-            problem = (f"made for {meta['video']!r}" if meta['video'] != key else
-                       f"shape {list(probs.shape)} != recorded {meta['shape']}" if list(probs.shape) != meta['shape'] else
-                       "checksum mismatch" if hashlib.sha256(probs.tobytes()).hexdigest() != meta['sha256'] else
-                       f"classes {meta['label_names']} differ from the teacher's" if self.label_names and meta['label_names'] != self.label_names else None)
-        except Exception as e: problem = f"unreadable ({e.__class__.__name__}: {e})"
-        if problem:
-            logger.warning("teacher cache %s (video %s): %s; using the online teacher", f, key, problem)
-            return None
-        item = (idx, torch.from_numpy(probs), meta)
-        if len(self._mem) >= self.memory_items: self._mem.pop(next(iter(self._mem)))
-        self._mem[key] = item
-        return item
+# %% ../nbs/07_teachers.ipynb #c114
+@patch
+def load(self: TeacherCache, video):
+    "(indices, uint8 maps F×C×h×w, meta) of a cached video, or None if absent or failing the integrity check."
+    key = str(video)
+    if key in self._mem: return self._mem[key]
+    f = self.file(video)
+    if not f.exists(): return None
+    try:
+        with np.load(f) as z: probs, idx, meta = z['probs'], z['indices'], json.loads(str(z['meta']))
+        problem = (f"made for {meta['video']!r}" if meta['video'] != key else
+                   f"shape {list(probs.shape)} != recorded {meta['shape']}" if list(probs.shape) != meta['shape'] else
+                   "checksum mismatch" if hashlib.sha256(probs.tobytes()).hexdigest() != meta['sha256'] else
+                   f"classes {meta['label_names']} differ from the teacher's" if self.label_names and meta['label_names'] != self.label_names else None)
+    except Exception as e: problem = f"unreadable ({e.__class__.__name__}: {e})"
+    if problem:
+        logger.warning("teacher cache %s (video %s): %s; using the online teacher", f, key, problem)
+        return None
+    item = (idx, torch.from_numpy(probs), meta)
+    if len(self._mem) >= self.memory_items: self._mem.pop(next(iter(self._mem)))
+    self._mem[key] = item
+    return item
 
-    def lookup(self, videos, # video keys, one per clip
-               frame_indices, # source index of each clip's middle frame
-               crops, # B×5 (y0, x0, h, w, flip) in source-frame pixels, as the datasets report them
-               out_size: tuple, # (h, w) of the returned maps
-              ) -> torch.Tensor|None:
-        "Float probabilities B×C×h×w (CPU) of the clips' cropped, flipped middle frames; None if any video is missing."
-        maps, thetas = [], []
-        crops = torch.as_tensor(crops, dtype=torch.float32).reshape(-1, 5)
-        for v, fi, (y0, x0, h, w, flip) in zip(videos, frame_indices, crops.tolist()):
-            item = self.load(v)
-            if item is None: return None
-            idx, probs, meta = item
-            maps.append(probs[int(np.abs(idx - int(fi)).argmin())])
-            H, W = meta['frame_hw']
-            sx = w / W * (-1 if flip > 0.5 else 1)
-            thetas.append([[sx, 0, (2 * x0 + w) / W - 1], [0, h / H, (2 * y0 + h) / H - 1]])
-        m = torch.stack(maps).float().div_(255)
-        grid = F.affine_grid(torch.tensor(thetas), (len(maps), 1, *out_size), align_corners=False)
-        p = F.grid_sample(m, grid, mode='bilinear', padding_mode='border', align_corners=False)
-        return p / p.sum(1, keepdim=True).clamp(min=1e-6)
+# %% ../nbs/07_teachers.ipynb #c116
+@patch
+def lookup(self: TeacherCache, videos, # video keys, one per clip
+           frame_indices, # source index of each clip's middle frame
+           crops, # B×5 (y0, x0, h, w, flip) in source-frame pixels, as the datasets report them
+           out_size: tuple, # (h, w) of the returned maps
+          ) -> torch.Tensor|None:
+    "Float probabilities B×C×h×w (CPU) of the clips' cropped, flipped middle frames; None if any video is missing."
+    maps, thetas = [], []
+    crops = torch.as_tensor(crops, dtype=torch.float32).reshape(-1, 5)
+    for v, fi, (y0, x0, h, w, flip) in zip(videos, frame_indices, crops.tolist()):
+        item = self.load(v)
+        if item is None: return None
+        idx, probs, meta = item
+        maps.append(probs[int(np.abs(idx - int(fi)).argmin())])
+        H, W = meta['frame_hw']
+        sx = w / W * (-1 if flip > 0.5 else 1)
+        thetas.append([[sx, 0, (2 * x0 + w) / W - 1], [0, h / H, (2 * y0 + h) / H - 1]])
+    m = torch.stack(maps).float().div_(255)
+    grid = F.affine_grid(torch.tensor(thetas), (len(maps), 1, *out_size), align_corners=False)
+    p = F.grid_sample(m, grid, mode='bilinear', padding_mode='border', align_corners=False)
+    return p / p.sum(1, keepdim=True).clamp(min=1e-6)
 
-    def disk_bytes(self) -> int:
-        "Bytes used by the cache files."
-        return sum(f.stat().st_size for f in self.root.glob('*.npz'))
+@patch
+def disk_bytes(self: TeacherCache) -> int:
+    "Bytes used by the cache files."
+    return sum(f.stat().st_size for f in self.root.glob('*.npz'))
 
-# %% ../nbs/07_teachers.ipynb #c060
+# %% ../nbs/07_teachers.ipynb #c120
 def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of the two windows (dataset 'frame_idx')
                          speeds, # B speeds of the clips (q: s_pos per sample)
                          clip_len: int, # frames per clip T
@@ -836,7 +885,7 @@ def middle_source_frames(frame_idx: torch.Tensor, # B×2×W source indices of th
     s = torch.as_tensor(speeds, dtype=torch.long, device=frame_idx.device)
     return frame_idx[torch.arange(len(s), device=frame_idx.device), window, (clip_len // 2) * s]
 
-# %% ../nbs/07_teachers.ipynb #c067
+# %% ../nbs/07_teachers.ipynb #c127
 @torch.no_grad()
 def teacher_resolution_study(teacher: Teacher, # the teacher, with its input size set
                              data_dir, # world root W or parsing-set folder (its val split is used)
