@@ -355,14 +355,15 @@ def _mmaction_list(f: Path, root: Path, split: str) -> tuple:
     index = max((DiskIndex(d) for d in folders), key=lambda ix: sum(ix.find(r) is not None for r, _, _ in rows[:50]))
     return rows, index
 
-def _mmaction_names(rows: list, where, class_index: Path|None) -> list:
-    "Class names by label: classInd.txt when given, else the folder of each label's paths."
+def _mmaction_names(lists: list, class_index: Path|None) -> list:
+    "Class names by label from [(list file, rows)]: classInd.txt when given, else the folder of each label's paths."
     if class_index is not None and class_index.is_file(): return read_class_index(class_index)
     names = {}
-    for rel, label, ln in rows:
-        folder = rel.split('/')[0] if '/' in rel else str(label)
-        if names.setdefault(label, folder) != folder:
-            raise ValueError(f"{where}:{ln}: label {label} is class {names[label]!r} elsewhere but {rel!r} is in {folder!r}")
+    for f, rows in lists:
+        for rel, label, ln in rows:
+            folder = rel.split('/')[0] if '/' in rel else str(label)
+            if names.setdefault(label, folder) != folder:
+                raise ValueError(f"{f}:{ln}: label {label} is class {names[label]!r} elsewhere but {rel!r} is in {folder!r}")
     return [names.get(k, str(k)) for k in range(max(names) + 1)] if names else []
 
 # %% ../nbs/05_datasets.ipynb #c048
@@ -378,7 +379,7 @@ def read_mmaction(root, # dataset root of mmaction2's layout
     if not found: raise FileNotFoundError(f"no {MMACTION_LISTS[name].format(split='train', fold=fold)} under {root} or {root / 'annotations'}")
     lists = [(f, s) for f, s in zip(found, ('train', 'val')) if f is not None]
     parsed = [(f, *_mmaction_list(f, root, s)) for f, s in lists]
-    names = _mmaction_names([r for _, rows, _ in parsed for r in rows], found[0], root / 'annotations' / 'classInd.txt' if name == 'ucf101' else None)
+    names = _mmaction_names([(f, rows) for f, rows, _ in parsed], root / 'annotations' / 'classInd.txt' if name == 'ucf101' else None)
     out, absent = [], []
     for f, rows, index in parsed:
         items = [VideoItem(p, label, _ucf_group(rel) if name == 'ucf101' else None) for rel, label, _ in rows if (p := index.find(rel))]

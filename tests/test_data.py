@@ -1,7 +1,7 @@
 """Integration tests of the video data layer: split readers on the official UCF101 lists and on
 HMDB51 lists in the official format, decoding backends, the health-check CLI, and epochs over
 corrupt datasets (see nbs/02_video, 03_sampling, 04_transforms and 05_datasets for the unit tests)."""
-import logging, os, shutil, subprocess, sys
+import json, logging, os, shutil, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +265,235 @@ def test_speed_pair_is_one_read(tmp_path, monkeypatch):
     assert it['windows'].shape == (2, 3, 16, cfg.size, cfg.size)
     np.testing.assert_array_equal(it['frame_idx'].numpy().ravel(), calls[0])
     assert (torch.diff(it['frame_idx'], dim=1) == 1).all()
+
+
+# ---- reliability of the data layer: each fault created, the clear outcome asserted ----------------------------------
+
+from hcmtl.video import available_backends, transcode_cli, transcode_tree, MANIFEST
+from hcmtl.datasets import read_kinetics, read_mmaction, unreadable_in
+
+
+def small_tree(root: Path) -> Path:
+    "A dataset tree with two videos and two non-video files."
+    write_video(root / 'a' / 'x.avi', moving_square_frames(10, 64))
+    write_video(root / 'b' / 'y.mp4', moving_square_frames(10, 64, 2))
+    (root / 'list.txt').write_text('a/x.avi 0\nb/y.mp4 1\n')
+    (root / 'labels.csv').write_text('path,label\na/x.avi,0\n')
+    return root
+
+
+def test_transcode_killed_copy_leaves_no_accepted_stub(tmp_path, monkeypatch):
+    src, dst = small_tree(tmp_path / 'src'), tmp_path / 'dst'
+    real = os.replace
+    def killed(a, b):  # the process dies after writing the temporary file, before the rename
+        if str(b).endswith('list.txt'): raise KeyboardInterrupt
+        return real(a, b)
+    monkeypatch.setattr(os, 'replace', killed)
+    with pytest.raises(KeyboardInterrupt): transcode_tree(src, dst, 32, workers=1)
+    assert not (dst / 'list.txt').exists()  # no stub under the final name
+    monkeypatch.setattr(os, 'replace', real)
+    r = transcode_tree(src, dst, 32, workers=1)
+    assert (dst / 'list.txt').read_text() == (src / 'list.txt').read_text()
+    assert r['failed'] == [] and r['done'] >= 1
+    # a stub left by an older, non-atomic copy (no manifest record) is not accepted either
+    (dst / 'labels.csv').write_text('path,la')
+    m = json.loads((dst / MANIFEST).read_text()); del m['outputs']['labels.csv']; (dst / MANIFEST).write_text(json.dumps(m))
+    r = transcode_tree(src, dst, 32, workers=1)
+    assert r['done'] == 1 and (dst / 'labels.csv').read_text() == (src / 'labels.csv').read_text()
+
+
+def test_transcode_rerun_with_other_settings_redoes_videos(tmp_path, capsys):
+    src, dst = small_tree(tmp_path / 'src'), tmp_path / 'dst'
+    assert transcode_cli([str(src), str(dst), '--short-side', '32', '--workers', '2']) == 0
+    assert video_meta(dst / 'a' / 'x.avi').height == 32 and video_meta(dst / 'b' / 'y.mp4').height == 32
+    assert transcode_cli([str(src), str(dst), '--short-side', '32', '--workers', '1']) == 0
+    assert 'wrote 0 files' in capsys.readouterr().out.splitlines()[-1]
+    assert transcode_cli([str(src), str(dst), '--short-side', '48', '--workers', '1']) == 0
+    assert 'wrote 2 files (2 to transcode' in capsys.readouterr().out.splitlines()[-1]  # the videos, not the lists
+    clear_meta_cache()
+    assert video_meta(dst / 'a' / 'x.avi').height == 48 and video_meta(dst / 'b' / 'y.mp4').height == 48
+    os.utime(src / 'list.txt', ns=(1, 1))  # a changed source is redone too
+    assert transcode_tree(src, dst, 48, workers=1)['done'] == 1
+
+
+def test_transcode_destination_inside_source_does_not_nest(tmp_path, capsys):
+    src = small_tree(tmp_path / 'src')
+    for _ in range(2):
+        assert transcode_cli([str(src), str(src / 'small'), '--short-side', '32', '--workers', '1']) == 0
+    assert not (src / 'small' / 'small').exists()
+    assert sorted(p.relative_to(src / 'small').as_posix() for p in (src / 'small').rglob('*') if p.is_file()) == \
+        sorted([MANIFEST, 'a/x.avi', 'b/y.mp4', 'labels.csv', 'list.txt'])
+    capsys.readouterr()
+    assert transcode_cli([str(src / 'a'), str(src), '--workers', '1']) == 2  # SRC inside DST: outputs would overwrite inputs
+    assert 'inside DST' in capsys.readouterr().err
+
+
+def short_videos(root: Path) -> dict:
+    "A 1-frame, a 3-frame, a long and a truncated (mid-stream) AVI."
+    out = {n: write_video(root / 'c' / f'{n}.avi', moving_square_frames(k, 32, seed=k)) for n, k in
+           (('one', 1), ('three', 3), ('long', 40), ('cut', 40))}
+    data = out['cut'].read_bytes(); out['cut'].write_bytes(data[:len(data) // 2])
+    return out
+
+
+def test_short_videos_warned_counted_and_flagged(tmp_path, caplog, capsys):
+    clear_meta_cache()
+    v = short_videos(tmp_path / 'data')
+    cfg = get_preset('smoke').data  # pretraining window 2 x 4 = 8 frames
+    items = [hds.VideoItem(str(v[n]), 0) for n in ('one', 'three', 'long', 'cut')]
+    caplog.set_level(logging.WARNING, logger='hcmtl')
+    ds = SpeedPairDataset(items, cfg)
+    for _ in range(2): shorts = sum(int(b['short'].sum()) for b in DataLoader(ds, batch_size=2))
+    assert shorts == 2  # counted per epoch
+    warned = [r.getMessage() for r in caplog.records if r.getMessage().startswith('short video')]
+    assert len(warned) == 2 and any('one.avi: 1 frames, fewer than the 8' in m for m in warned)  # once per file
+    rc = check_videos_cli([str(tmp_path / 'data'), '--preset', 'smoke', '--out', str(tmp_path / 'bl.txt')])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert 'one.avi: too short: 1 frames < 8' in out and 'three.avi: too short: 3 frames < 8' in out
+    assert 'cut.avi: truncated: header claims 40 frames' in out and 'long.avi' not in out
+    assert '(min 8 frames)' in out
+    assert check_videos_cli([str(tmp_path / 'data'), '--min-frames', '1', '--out', str(tmp_path / 'b2.txt')]) == 1
+    assert 'three.avi' not in capsys.readouterr().out  # --min-frames overrides the preset
+    assert check_videos_cli([str(tmp_path / 'data'), '--preset', 'nope']) == 2
+
+
+def test_split_overlap_and_repeats(ucf_root, tmp_path, caplog):
+    root = tmp_path / 'ucf'
+    shutil.copytree(UCF_LISTS, root / 'ucfTrainTestlist')
+    os.symlink(ucf_root / 'UCF-101', root / 'UCF-101')
+    tr = root / 'ucfTrainTestlist' / 'trainlist01.txt'
+    orig = tr.read_bytes()
+    test_line = (root / 'ucfTrainTestlist' / 'testlist01.txt').read_text().splitlines()[0].strip()
+    tr.write_bytes(orig + f'{test_line} 1\r\n'.encode())  # a test video in the training list
+    with pytest.raises(ValueError, match=r'trainlist01|ucfTrainTestlist.*in both the training and the test list.*v_ApplyEyeMakeup_g01_c01'):
+        read_ucf101(root, 1)  # official split claimed: an error
+    tr.write_bytes(orig + orig.splitlines(keepends=True)[5])
+    with pytest.raises(ValueError, match='listed twice in the training list'): read_ucf101(root, 1)
+    sp = read_ucf101(root, 1, official=False)  # not claimed: repeats dropped with a warning
+    assert len(sp.train) == 9537 and any('listed twice' in r.getMessage() for r in caplog.records)
+    # a hand-made HMDB51 subset: a video with id 1 and id 2 is removed from training, with a warning naming it
+    small = write_hmdb_splits(tmp_path / 'h', ['a', 'b'], per_class=(3, 2, 0))
+    f = small / 'testTrainMulti_7030_splits' / 'a_test_split1.txt'
+    first = f.read_text().splitlines()[0].split()[0]
+    f.write_text(f.read_text() + f'{first} 2\n')
+    caplog.clear()
+    sp = read_hmdb51(small, 1)
+    assert first not in {Path(i.path).name for i in sp.train} and first in {Path(i.path).name for i in sp.test}
+    assert any('in both the training and the test list' in r.getMessage() and first in r.getMessage() for r in caplog.records)
+
+
+def test_hmdb51_deleted_class_file_is_named(tmp_path):
+    root = write_hmdb_splits(tmp_path / 'hmdb', HMDB51_CLASSES, per_class=(3, 2, 0))
+    (root / 'testTrainMulti_7030_splits' / 'kiss_test_split2.txt').unlink()
+    with pytest.raises(FileNotFoundError, match=r'kiss_test_split2\.txt'): read_hmdb51(root, 2)
+    assert len(read_hmdb51(root, 1, official=False).classes) == 51
+    for fold in (1, 2, 3): (root / 'testTrainMulti_7030_splits' / f'kiss_test_split{fold}.txt').unlink(missing_ok=True)
+    with pytest.raises(FileNotFoundError, match=r'kiss_test_split1\.txt'): read_hmdb51(root, 1)  # its videos folder remains
+
+
+def test_blacklist_with_tab_and_newline_names(tmp_path, capsys):
+    root = tmp_path / 'kinetics' / 'train'
+    good = [write_video(root / 'c' / n, moving_square_frames(20, 32, seed=k)) for k, n in enumerate(('v.mp4', 'w.mp4', 'z.mp4'))]
+    bad = [root / 'c' / 'v.mp4\tz.mp4', root / 'c' / 'w.mp4\nq.mp4']  # an old `path<TAB>reason` line would name v.mp4 / w.mp4
+    for p in bad: p.write_bytes(b'')
+    assert check_videos_cli([str(tmp_path / 'kinetics'), '--preset', 'smoke', '--out', str(tmp_path / 'bl.txt')]) == 1
+    bl = Blacklist.from_file(tmp_path / 'bl.txt')
+    assert len(bl) == 2 and all(p in bl for p in bad) and not any(p in bl for p in good)
+    items = read_kinetics(tmp_path / 'kinetics').train
+    assert len(items) == 5
+    kept = ClipDataset(items, get_preset('smoke').data, blacklist=tmp_path / 'bl.txt').items
+    assert sorted(Path(i.path).name for i in kept) == ['v.mp4', 'w.mp4', 'z.mp4']
+    (tmp_path / 'old.txt').write_text(f'# root: {tmp_path / "kinetics"}\ntrain/c/z.mp4\tempty file (0 bytes)\n')
+    old = Blacklist.from_file(tmp_path / 'old.txt')  # the older format still reads
+    assert good[2] in old and good[0] not in old
+
+
+def test_check_videos_reports_mov_and_symlink_loops(tmp_path, capsys):
+    root = tmp_path / 'data'
+    write_video(root / 'c' / 'clip.mov', moving_square_frames(20, 32))
+    write_video(root / 'c' / 'clip.mp4', moving_square_frames(20, 32))
+    (root / 'c' / 'notes.txt').write_text('x')
+    (root / 'c' / 'loop').symlink_to(root, target_is_directory=True)
+    (root / 'dangling.mp4').symlink_to(root / 'gone.mp4')
+    rc = check_videos_cli([str(root), '--preset', 'smoke', '--out', str(tmp_path / 'bl.txt')])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert 'checked 2 videos' in out  # the .mov file is checked, not skipped
+    assert f'SKIPPED {root / "c" / "loop"}: symlink loop' in out and 'dangling.mp4: broken or looping symlink' in out
+    assert 'not checked (not video suffixes): .txt 1' in out
+    (root / 'c' / 'loop').unlink(); (root / 'dangling.mp4').unlink()
+    assert check_videos_cli([str(root), '--preset', 'smoke', '--out', str(tmp_path / 'bl.txt')]) == 0
+    assert len(read_kinetics(tmp_path, 'data').train) == 2  # .mov files are videos to the readers too
+
+
+def test_evaluation_datasets_report_unreadable_items(tmp_path):
+    clear_meta_cache()
+    paths = make_video_tree(tmp_path / 'data', n=6)
+    bad = corrupt(paths)
+    items = [hds.VideoItem(str(p), k % 2) for k, p in enumerate(paths)]
+    cfg = get_preset('smoke').data
+    for ds, key in ((VideoClipsDataset(items, cfg, substitute=False), 'clips'), (ClipDataset(items, cfg, train=False, substitute=False), 'clip')):
+        seen, dropped = [], []
+        for b in DataLoader(ds, batch_size=4, num_workers=2):
+            seen += b['index'].tolist(); dropped += unreadable_in(b)
+            assert b['label'].tolist() == [items[i].label for i in b['index'].tolist()]  # each item keeps its own label
+            assert (b[key][~b['ok']] == 0).all()
+        assert seen == list(range(6))  # nothing substituted
+        assert sorted(Path(items[i].path) for i, _ in dropped) == sorted(bad) and all(r for _, r in dropped)
+
+
+def test_mmaction_lists(tmp_path):
+    "mmaction2's layout for the three datasets (videos/ + <name>_{train,val}_split_N_videos.txt, 0-based labels)."
+    root = write_hmdb_splits(tmp_path / 'hmdb', ['brush_hair', 'cartwheel', 'climb'], per_class=(3, 2, 1))
+    ref = read_hmdb51(root, 2)
+    mm = tmp_path / 'mm_hmdb'; (mm / 'annotations').mkdir(parents=True)
+    os.symlink(root / 'videos', mm / 'videos')
+    for split, its in (('train', ref.train), ('val', ref.test)):
+        (mm / 'annotations' / f'hmdb51_{split}_split_2_videos.txt').write_text(
+            ''.join(f"{Path(i.path).relative_to(root / 'videos').as_posix()} {i.label}\n" for i in its))
+    got = build_splits('hmdb51', mm, fold=2, val_fraction=0)
+    assert got['classes'] == ref.classes
+    rel = lambda its, d: [(Path(i.path).relative_to(d).as_posix(), i.label) for i in its]
+    assert rel(got['train'], mm / 'videos') == rel(ref.train, root / 'videos') and rel(got['test'], mm / 'videos') == rel(ref.test, root / 'videos')
+    # Kinetics-400: videos_train/ + videos_val/, lists beside them; a label whose paths name two folders is an error
+    k = tmp_path / 'k400'
+    for split, n in (('train', 2), ('val', 1)):
+        for c, name in enumerate(('abseiling', 'zumba')):
+            for j in range(n): (k / f'videos_{split}' / name).mkdir(parents=True, exist_ok=True); (k / f'videos_{split}' / name / f'{name}{j}.mp4').touch()
+        (k / f'kinetics400_{split}_list_videos.txt').write_text(
+            ''.join(f'{name}/{name}{j}.mp4 {c}\n' for c, name in enumerate(('abseiling', 'zumba')) for j in range(n)))
+    sp = read_kinetics(k)
+    assert sp.classes == ['abseiling', 'zumba'] and (len(sp.train), len(sp.test)) == (4, 2)
+    assert all(Path(i.path).is_file() for i in sp.train + sp.test)
+    (k / 'kinetics400_val_list_videos.txt').write_text('abseiling/abseiling0.mp4 1\n')
+    with pytest.raises(ValueError, match=r'kinetics400_val_list_videos.txt:1: label 1 is class .zumba.'): read_mmaction(k, 'kinetics')
+    (k / 'kinetics400_train_list_videos.txt').write_text('abseiling/abseiling0.mp4\n')
+    with pytest.raises(ValueError, match=r"kinetics400_train_list_videos.txt:1: expected '<path> <label>'"): read_kinetics(k)
+
+
+def test_smoke_world_is_clean(smoke_world, tmp_path, capsys, caplog):
+    "The embedded world passes the health check and reads through both layouts without a warning."
+    caplog.set_level(logging.WARNING, logger='hcmtl')
+    for name in ('kinetics', 'ucf101', 'hmdb51'):
+        assert check_videos_cli([str(smoke_world / name), '--preset', 'smoke', '--out', str(tmp_path / f'{name}.txt')]) == 0, capsys.readouterr().out
+    ref = build_splits('ucf101', smoke_world / 'ucf101', val_fraction=0)
+    assert caplog.records == []
+    mm = tmp_path / 'mm'; mm.mkdir()
+    vids = hds._subdir(smoke_world / 'ucf101', ['UCF-101', 'UCF101', 'videos'], 'video')
+    os.symlink(vids, mm / 'videos')
+    for split, its in (('train', ref['train']), ('val', ref['test'])):
+        (mm / f'ucf101_{split}_split_1_videos.txt').write_text(''.join(f"{Path(i.path).relative_to(vids).as_posix()} {i.label}\n" for i in its))
+    got = build_splits('ucf101', mm, val_fraction=0)
+    assert [(Path(i.path).name, i.label, i.group) for i in got['train']] == [(Path(i.path).name, i.label, i.group) for i in ref['train']]
+
+
+def test_every_backend_reads_the_same_frames(tmp_path):
+    assert {'decord', 'pyav'} <= set(available_backends())
+    for ext in ('.avi', '.mp4'):
+        p = write_video(tmp_path / f'v{ext}', moving_square_frames(30, 48, 2, 1))
+        idx = [25, 3, 3, 14]
+        ref = read_frames(p, idx, backend='pyav')
+        for b in available_backends():
+            assert video_meta(p, b).num_frames == 30
+            np.testing.assert_array_equal(read_frames(p, idx, backend=b), ref)
