@@ -49,7 +49,7 @@ class Teacher(nn.Module):
                  std=IMAGENET_STD, # normalisation std, same order
                  bgr: bool=False, # the network wants BGR (SCHP) rather than RGB
                  input_size: int|tuple|None=None, # resolution the network runs at; None = the frames' own size
-                 amp: bool|str=True, # autocast on CUDA (True = the device's precision), or a precision for any device
+                 amp: bool|str=True, # autocast: True = the device's fast precision, False = fp32, or a precision name
                 ):
         super().__init__()
         self.net, self.label_names, self.bgr, self.amp = net, list(label_names), bgr, amp
@@ -93,7 +93,7 @@ def forward(self: Teacher, frames: torch.Tensor, # N×3×H×W RGB, uint8 or floa
            ) -> torch.Tensor:
     "Softmax probabilities F_t (eq. 2), float32 N×C×h×w."
     x = self.prepare(frames)
-    with autocast(x.device, self.amp if (x.is_cuda or isinstance(self.amp, str)) else False):
+    with autocast(x.device, self.amp):
         z = self.logits(x)
     p = z.float().softmax(1)
     if out_size is not None and tuple(p.shape[-2:]) != tuple(out_size):
@@ -338,7 +338,7 @@ class SCHPTeacher(Teacher):
     "The SCHP network as a frozen teacher: RGB [0,1] -> BGR, SCHP mean/std, fusion softmax at 1/4."
     def __init__(self, net: SCHPNet, # a loaded network (see `load_schp`)
                  input_size: int|tuple|None=None, # resolution SCHP runs at; None = the frames' own size
-                 amp: bool|str=True, # autocast on CUDA, or a precision for any device
+                 amp: bool|str=True, # autocast: True = the device's fast precision, False = fp32, or a precision name
                 ):
         labels = getattr(net, 'label_names', None) or [f'class_{i}' for i in range(net.num_classes)]
         super().__init__(net, labels, SCHP_MEAN_BGR, SCHP_STD_BGR, bgr=True, input_size=input_size, amp=amp)
@@ -555,7 +555,7 @@ class SynthTeacher(Teacher):
     def __init__(self, net: SynthParsingNet, # trained network
                  label_names=PART_LABELS, # class names
                  input_size: int|tuple|None=None, # resolution it runs at; None = the frames' own size
-                 amp: bool|str=True, # autocast on CUDA, or a precision for any device
+                 amp: bool|str=True, # autocast: True = the device's fast precision, False = fp32, or a precision name
                  meta: dict|None=None, # what the checkpoint says about the training (metrics, settings)
                 ):
         super().__init__(net.eval(), label_names, IMAGENET_MEAN, IMAGENET_STD, bgr=False, input_size=input_size, amp=amp)
@@ -564,7 +564,7 @@ class SynthTeacher(Teacher):
 # %% ../nbs/07_teachers.ipynb #c084
 def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
                        input_size: int|tuple|None=None, # resolution it runs at; None = the frames' own size
-                       amp: bool|str=True, # autocast on CUDA, or a precision for any device
+                       amp: bool|str=True, # autocast: True = the device's fast precision, False = fp32, or a precision name
                       ) -> SynthTeacher:
     "Load a synthetic-world teacher checkpoint (weights_only) as a frozen `SynthTeacher`."
     path = Path(path)
