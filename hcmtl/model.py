@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .core import ModelConfig, VARIANTS
@@ -149,6 +150,7 @@ def _strip_prefixes(state: dict) -> dict:
         out[k] = v
     return out
 
+# %% ../nbs/09_model.ipynb #c027
 class HCMTLClassifier(HCMTLEncoder):
     "Encoder of a variant + dropout + linear classifier on the pooled representation."
     def __init__(self, mcfg: ModelConfig, # backbone, width, split_at, variant, dropout
@@ -163,28 +165,30 @@ class HCMTLClassifier(HCMTLEncoder):
     def forward(self, x): # B×3×T×H×W normalised clips
         return self.fc(self.dropout(self.features(x)))
 
-    def load_encoder(self, state, # encoder state dict (or a file holding one)
-                    ) -> dict:
-        "Load pretrained encoder weights; returns dict(loaded, missing, unexpected); refuses shape mismatches."
-        source = state if isinstance(state, dict) else str(state)
-        if not isinstance(state, dict): state = read_state_dict(state)
-        state = _strip_prefixes(state)
-        own = self.encoder_state_dict()
-        bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-               for k, v in state.items() if k in own and v.shape != own[k].shape]
-        if bad:
-            where = source if isinstance(source, str) else 'the given state dict'
-            raise ValueError(f"encoder weights in {where} do not fit this {self.mcfg.backbone} (width {self.mcfg.width}, "
-                             f"variant {self.variant}) model: {len(bad)} shape mismatches: " + '; '.join(bad[:20]))
-        loaded = [k for k in state if k in own]
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        self.load_state_dict({k: state[k] for k in loaded}, strict=False)
-        if missing: log.warning("load_encoder: %d encoder weights not in the checkpoint (e.g. %s); they keep their init",
-                                len(missing), missing[:3])
-        return dict(loaded=loaded, missing=missing, unexpected=unexpected)
+# %% ../nbs/09_model.ipynb #c029
+@patch
+def load_encoder(self: HCMTLClassifier, state, # encoder state dict (or a file holding one)
+                ) -> dict:
+    "Load pretrained encoder weights; returns dict(loaded, missing, unexpected); refuses shape mismatches."
+    source = state if isinstance(state, dict) else str(state)
+    if not isinstance(state, dict): state = read_state_dict(state)
+    state = _strip_prefixes(state)
+    own = self.encoder_state_dict()
+    bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+           for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if bad:
+        where = source if isinstance(source, str) else 'the given state dict'
+        raise ValueError(f"encoder weights in {where} do not fit this {self.mcfg.backbone} (width {self.mcfg.width}, "
+                         f"variant {self.variant}) model: {len(bad)} shape mismatches: " + '; '.join(bad[:20]))
+    loaded = [k for k in state if k in own]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    self.load_state_dict({k: state[k] for k in loaded}, strict=False)
+    if missing: log.warning("load_encoder: %d encoder weights not in the checkpoint (e.g. %s); they keep their init",
+                            len(missing), missing[:3])
+    return dict(loaded=loaded, missing=missing, unexpected=unexpected)
 
-# %% ../nbs/09_model.ipynb #c028
+# %% ../nbs/09_model.ipynb #c032
 def model_stats(mcfg: ModelConfig, # model to count (built on the meta device)
                 clip_shape=(16, 112, 112), # T, H, W of one clip
                 parse_size=(28, 28), # parsing map size
