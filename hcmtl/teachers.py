@@ -15,8 +15,8 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import (IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ConfigError, TeacherConfig, atomic_write_bytes,
-                        environment_record, find_world, get_preset, seed_everything, teacher_native_size)
+from .core import (IMAGENET_MEAN, IMAGENET_STD, SCHP_NATIVE_SIZE, CheckpointError, ConfigError, TeacherConfig,
+                        atomic_write_bytes, environment_record, find_world, get_preset, seed_everything, teacher_native_size)
 from .accel import autocast
 from .metrics import confusion_matrix
 
