@@ -44,6 +44,7 @@ def init_weights(m: nn.Module):
     elif isinstance(m, nn.Linear):
         nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
 
+# %% ../nbs/08_backbones.ipynb #c009
 class Backbone(nn.Module):
     "A 3-D CNN as a list of stages; `forward` returns the last conv map (before pooling)."
     def __init__(self, name: str, # backbone name (one of `BACKBONES`)
@@ -71,14 +72,16 @@ class Backbone(nn.Module):
         for s in self.stages: x = s(x)
         return x
 
-# %% ../nbs/08_backbones.ipynb #c010
+# %% ../nbs/08_backbones.ipynb #c011
 def _conv_bn_relu(name, cin, cout):
     return [(f'conv{name}', nn.Conv3d(cin, cout, 3, padding=1)), (f'bn{name}', nn.BatchNorm3d(cout)),
             (f'relu{name}', nn.ReLU(inplace=True))]
 
+# %% ../nbs/08_backbones.ipynb #c012
 def _pool(name, k):
     return [(f'pool{name}', nn.MaxPool3d(k, k, ceil_mode=True))]
 
+# %% ../nbs/08_backbones.ipynb #c013
 def c3d(width: float=1.0, # channel multiplier
        ) -> Backbone:
     "C3D with batch norm (VCOP/RSPNet), five stages, 512-channel conv5 at width 1."
@@ -90,7 +93,7 @@ def c3d(width: float=1.0, # channel multiplier
               _pool('4', 2) + _conv_bn_relu('5a', c4, c5) + _conv_bn_relu('5b', c5, c5)]
     return Backbone('c3d', [nn.Sequential(OrderedDict(s)) for s in stages], [c1, c2, c3, c4, c5], 4, width)
 
-# %% ../nbs/08_backbones.ipynb #c013
+# %% ../nbs/08_backbones.ipynb #c016
 class SpatioTemporalConv(nn.Module):
     "(2+1)D convolution: spatial 1×d×d conv → BN → ReLU → temporal t×1×1 conv, M from the R(2+1)D formula."
     def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0):
@@ -104,6 +107,7 @@ class SpatioTemporalConv(nn.Module):
 
     def forward(self, x): return self.temporal_conv(self.relu(self.bn(self.spatial_conv(x))))
 
+# %% ../nbs/08_backbones.ipynb #c017
 class SpatioTemporalResBlock(nn.Module):
     "Residual block of two 3×3×3 (2+1)D convs; `downsample` halves T, H, W (strided conv + 1×1×1 shortcut)."
     def __init__(self, cin: int, cout: int, downsample: bool=False):
@@ -122,7 +126,7 @@ class SpatioTemporalResBlock(nn.Module):
         if self.downsample: x = self.downsamplebn(self.downsampleconv(x))
         return self.outrelu(x + res)
 
-# %% ../nbs/08_backbones.ipynb #c015
+# %% ../nbs/08_backbones.ipynb #c019
 class SpatioTemporalResLayer(nn.Module):
     "`n_blocks` residual blocks; the first one may down-sample."
     def __init__(self, cin: int, cout: int, n_blocks: int=1, downsample: bool=False):
@@ -135,6 +139,7 @@ class SpatioTemporalResLayer(nn.Module):
         for b in self.blocks: x = b(x)
         return x
 
+# %% ../nbs/08_backbones.ipynb #c020
 def r21d(width: float=1.0, # channel multiplier
          layer_sizes=(1, 1, 1, 1), # blocks per residual layer (VCOP/RSPNet: one each)
         ) -> Backbone:
@@ -148,7 +153,7 @@ def r21d(width: float=1.0, # channel multiplier
               nn.Sequential(OrderedDict(conv5=SpatioTemporalResLayer(c3, c4, layer_sizes[3], True)))]
     return Backbone('r21d', stages, [c1, c1, c2, c3, c4], 4, width)
 
-# %% ../nbs/08_backbones.ipynb #c019
+# %% ../nbs/08_backbones.ipynb #c024
 def _tv_stem(kind, c1, width):
     if kind == 'r3d':
         layers = [nn.Conv3d(3, c1, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(c1), nn.ReLU(inplace=True)]
@@ -158,6 +163,7 @@ def _tv_stem(kind, c1, width):
                   nn.Conv3d(mid, c1, (3, 1, 1), 1, (1, 0, 0), bias=False), nn.BatchNorm3d(c1), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
+# %% ../nbs/08_backbones.ipynb #c025
 def _tv_layer(cin, cout, n_blocks, stride, conv_builder):
     down = None
     if stride != 1 or cin != cout:
@@ -167,6 +173,7 @@ def _tv_layer(cin, cout, n_blocks, stride, conv_builder):
     blocks += [BasicBlock(cout, cout, conv_builder) for _ in range(n_blocks - 1)]
     return nn.Sequential(*blocks)
 
+# %% ../nbs/08_backbones.ipynb #c026
 def video_resnet18(kind: str='r3d', # 'r3d' (3-D convs) or 'r2plus1d' ((2+1)D convs)
                    width: float=1.0, # channel multiplier
                   ) -> Backbone:
@@ -180,7 +187,7 @@ def video_resnet18(kind: str='r3d', # 'r3d' (3-D convs) or 'r2plus1d' ((2+1)D co
         cin = c
     return Backbone(kind + '18', stages, [ch[0]] + ch, 4, width)
 
-# %% ../nbs/08_backbones.ipynb #c023
+# %% ../nbs/08_backbones.ipynb #c030
 def read_state_dict(path, # a .pt/.pth file holding a state dict (possibly wrapped)
                    ) -> dict:
     "A tensor dict from a checkpoint file, unwrapping `state_dict`/`model`/`encoder` entries."
@@ -196,6 +203,7 @@ def read_state_dict(path, # a .pt/.pth file holding a state dict (possibly wrapp
         raise ValueError(f"weights file {path} holds no state dict (got {type(obj).__name__})")
     return {k: v for k, v in obj.items() if torch.is_tensor(v)}
 
+# %% ../nbs/08_backbones.ipynb #c031
 def _match_keys(own_keys, file_keys):
     "Map file keys to own keys by suffix (own or native names); the most frequent prefix wins."
     lookup = {k: k for k in own_keys}
@@ -212,7 +220,7 @@ def _match_keys(own_keys, file_keys):
     best = min(by_prefix, key=rank)
     return best, by_prefix[best]
 
-# %% ../nbs/08_backbones.ipynb #c025
+# %% ../nbs/08_backbones.ipynb #c033
 def load_backbone_weights(backbone: Backbone, # the backbone to fill
                           path, # weights file (or a state dict already read)
                           where=None, # name of the source in messages (default: the file)
@@ -238,7 +246,7 @@ def load_backbone_weights(backbone: Backbone, # the backbone to fill
     log.info("loaded %d tensors from %s (prefix %r)", len(mapping), where, prefix)
     return dict(loaded=len(mapping), missing=missing, unexpected=unexpected)
 
-# %% ../nbs/08_backbones.ipynb #c026
+# %% ../nbs/08_backbones.ipynb #c034
 def build_backbone(name: str, # one of BACKBONES: 'c3d', 'r21d', 'r3d18', 'r2plus1d18'
                    width: float=1.0, # channel multiplier (1.0 = canonical widths)
                    weights=None, # optional weights file (state dict; own, native or torchvision names)
@@ -252,7 +260,7 @@ def build_backbone(name: str, # one of BACKBONES: 'c3d', 'r21d', 'r3d18', 'r2plu
     if weights is not None: load_backbone_weights(bb, weights)
     return bb
 
-# %% ../nbs/08_backbones.ipynb #c030
+# %% ../nbs/08_backbones.ipynb #c038
 RSPNET_ARCHS = {'c3d': 'c3d', 'r2plus1d-vcop': 'r21d', 'torchvision-resnet18': 'r3d18'}  # RSPNet `arch` -> backbone
 
 def _load_raw(path) -> object:
@@ -262,6 +270,7 @@ def _load_raw(path) -> object:
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e: raise ValueError(f"cannot read weights file {path} (loaded with weights_only=True): {e}") from e
 
+# %% ../nbs/08_backbones.ipynb #c039
 def import_rspnet(path, # RSPNet checkpoint (pretraining or fine-tuning)
                   backbone: str|None=None, # 'c3d', 'r21d' or 'r3d18'; None = from the checkpoint's `arch`
                  ) -> Backbone:
@@ -276,7 +285,7 @@ def import_rspnet(path, # RSPNet checkpoint (pretraining or fine-tuning)
     load_backbone_weights(bb, read_state_dict(path), where=f"RSPNet checkpoint {path}")
     return bb
 
-# %% ../nbs/08_backbones.ipynb #c034
+# %% ../nbs/08_backbones.ipynb #c043
 TORCHVISION_MODELS = {'r3d18': 'r3d_18', 'r2plus1d18': 'r2plus1d_18'}  # backbones with a torchvision twin
 
 def encoder_backbone_state(state: dict, # an hcmtl encoder state dict (low_encoder / contrast_encoder / human_encoder)
@@ -290,6 +299,7 @@ def encoder_backbone_state(state: dict, # an hcmtl encoder state dict (low_encod
                          f"{sorted({k.split('.', 1)[0] for k in state})}")
     return out
 
+# %% ../nbs/08_backbones.ipynb #c044
 def torchvision_state_dict(backbone: Backbone) -> dict:
     "An R3D-18 / R(2+1)D-18 backbone's weights under torchvision's names (no `fc`)."
     if backbone.name not in TORCHVISION_MODELS or backbone.width != 1:
@@ -297,12 +307,13 @@ def torchvision_state_dict(backbone: Backbone) -> dict:
                          f"({', '.join(TORCHVISION_MODELS.values())}); this is {backbone.name} at width {backbone.width}")
     return {k.split('.', 2)[2]: v.detach().clone() for k, v in backbone.state_dict().items()}
 
-# %% ../nbs/08_backbones.ipynb #c036
+# %% ../nbs/08_backbones.ipynb #c046
 def _atomic_save(obj, out) -> Path:
     "torch.save through a temporary file and an atomic rename."
     buf = io.BytesIO(); torch.save(obj, buf)
     return atomic_write_bytes(buf.getvalue(), out)
 
+# %% ../nbs/08_backbones.ipynb #c047
 def export_torchvision(src, # hcmtl encoder.pt, or a backbone weights file
                        out, # torchvision state dict to write
                        branch: str='contrast', # high-level encoder of an hcmtl encoder: 'contrast' (z_c) or 'human' (z_h)
@@ -321,7 +332,7 @@ def export_torchvision(src, # hcmtl encoder.pt, or a backbone weights file
     load_backbone_weights(bb, state, where=f"encoder {src}")
     return _atomic_save(torchvision_state_dict(bb), out)
 
-# %% ../nbs/08_backbones.ipynb #c040
+# %% ../nbs/08_backbones.ipynb #c051
 def weights_cli(argv=None) -> int:
     "hcmtl-weights: convert encoder weights to torchvision, or RSPNet checkpoints to hcmtl backbones."
     p = argparse.ArgumentParser(prog='hcmtl-weights', description=weights_cli.__doc__)
@@ -342,7 +353,7 @@ def weights_cli(argv=None) -> int:
     print(f"wrote {out}")
     return 0
 
-# %% ../nbs/08_backbones.ipynb #c045
+# %% ../nbs/08_backbones.ipynb #c056
 def backbone_stats(name: str, # backbone name
                    width: float=1.0, # channel multiplier
                    clip_shape=(16, 112, 112), # T, H, W of one clip

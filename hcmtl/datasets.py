@@ -40,6 +40,7 @@ class VideoItem(NamedTuple):
     label: int  # class index (0-based)
     group: str|None = None  # UCF101 group ('g08'): clips of one group share actors and scene
 
+# %% ../nbs/05_datasets.ipynb #c006
 class DatasetSplit(NamedTuple):
     "The items of one official split of a dataset."
     train: list  # VideoItems of the training list
@@ -47,7 +48,7 @@ class DatasetSplit(NamedTuple):
     classes: list  # class names; a label indexes this list
     missing: tuple = ()  # relative paths listed in the split files but absent on disk
 
-# %% ../nbs/05_datasets.ipynb #c007
+# %% ../nbs/05_datasets.ipynb #c008
 class DiskIndex:
     "The files under a folder, found by relative path, exactly or ignoring case."
     def __init__(self, root, # folder to index (walked once)
@@ -64,7 +65,7 @@ class DiskIndex:
         hit = rel if rel in self.exact else self.folded.get(rel.lower())
         return str(self.root / hit) if hit else None
 
-# %% ../nbs/05_datasets.ipynb #c010
+# %% ../nbs/05_datasets.ipynb #c011
 UCF101_NUM_CLASSES = 101
 UCF101_SPLIT_SIZES = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}  # official train/test videos per fold
 HMDB51_NUM_CLASSES = 51
@@ -77,17 +78,19 @@ def _lines(path) -> list:
     except FileNotFoundError: raise FileNotFoundError(f"split file not found: {path}") from None
     return [l.strip() for l in text.splitlines() if l.strip()]
 
+# %% ../nbs/05_datasets.ipynb #c012
 def _subdir(root: Path, names, what: str) -> Path:
     "The first of `root/name` that is a folder, else a FileNotFoundError naming all candidates."
     for n in names:
         if (root / n).is_dir(): return root / n
     raise FileNotFoundError(f"no {what} folder under {root} (looked for {', '.join(names)})")
 
+# %% ../nbs/05_datasets.ipynb #c013
 def _shown(names: list, k: int=5) -> str:
     "The first `k` names, comma-separated, with '...' when there are more."
     return ', '.join(map(str, names[:k])) + (', ...' if len(names) > k else '')
 
-# %% ../nbs/05_datasets.ipynb #c011
+# %% ../nbs/05_datasets.ipynb #c014
 def _report_missing(split_file, missing: list, total: int, where, mode: str):
     "Warn (or raise) about videos a split file lists that are not on disk."
     if not missing: return
@@ -95,6 +98,7 @@ def _report_missing(split_file, missing: list, total: int, where, mode: str):
     if mode == 'raise': raise FileNotFoundError(msg)
     if mode == 'warn': logger.warning(msg)
 
+# %% ../nbs/05_datasets.ipynb #c015
 def claims_official(num_classes: int, # classes in the split
                     official_classes: int, # classes of the official dataset
                     official: bool|None=None, # force the answer; None = decide from the class count
@@ -102,7 +106,7 @@ def claims_official(num_classes: int, # classes in the split
     "Whether a split should be checked against the official numbers (≥ half the official classes)."
     return official if official is not None else 2 * num_classes >= official_classes
 
-# %% ../nbs/05_datasets.ipynb #c014
+# %% ../nbs/05_datasets.ipynb #c018
 def _dedupe(items: list) -> tuple:
     "(items without repeated paths, the repeated paths)."
     seen, out, dup = set(), [], []
@@ -111,6 +115,7 @@ def _dedupe(items: list) -> tuple:
         else: seen.add(i.path); out.append(i)
     return out, dup
 
+# %% ../nbs/05_datasets.ipynb #c019
 def check_split(train: list, # VideoItems of the training list
                 test: list, # VideoItems of the test list
                 where, # the split files or folder, for the message
@@ -129,7 +134,7 @@ def check_split(train: list, # VideoItems of the training list
     logger.warning(msg + " (repeats dropped, test videos removed from training)")
     return [i for i in train if i.path not in set(both)], test
 
-# %% ../nbs/05_datasets.ipynb #c017
+# %% ../nbs/05_datasets.ipynb #c022
 def read_class_index(cind: Path) -> list:
     "Class names of a UCF101-style `classInd.txt` (`<1-based id> <name>` lines), in id order."
     classes = {}
@@ -141,12 +146,13 @@ def read_class_index(cind: Path) -> list:
         raise ValueError(f"{cind}: class ids must be 1..{len(classes)} without gaps")
     return [classes[i] for i in range(1, len(classes) + 1)]
 
+# %% ../nbs/05_datasets.ipynb #c023
 def _ucf_group(rel: str) -> str|None:
     "The group 'gXX' of a UCF101 file name, or None."
     g = re.search(r'_g(\d+)_c\d+', rel)
     return f"g{int(g.group(1)):02d}" if g else None
 
-# %% ../nbs/05_datasets.ipynb #c019
+# %% ../nbs/05_datasets.ipynb #c025
 def _ucf_class(rel: str, lookup: dict) -> int|None:
     "The class index of a UCF101 relative path, from its folder or its file name."
     label = lookup.get(rel.split('/')[0].lower())
@@ -155,6 +161,7 @@ def _ucf_class(rel: str, lookup: dict) -> int|None:
         label = lookup.get(m.group(1).lower()) if m else None
     return label
 
+# %% ../nbs/05_datasets.ipynb #c026
 def _ucf_list(split_file: Path, labelled: bool, lookup: dict, index: DiskIndex, cind: Path) -> tuple:
     "(VideoItems on disk, relative paths missing, lines) of one UCF101 list file."
     items, gone, lines = [], [], _lines(split_file)
@@ -170,7 +177,7 @@ def _ucf_list(split_file: Path, labelled: bool, lookup: dict, index: DiskIndex, 
         else: items.append(VideoItem(path, label, _ucf_group(rel)))
     return items, gone, lines
 
-# %% ../nbs/05_datasets.ipynb #c021
+# %% ../nbs/05_datasets.ipynb #c028
 def _ucf_official_counts(lists: Path, cind: Path, names: list, fold: int, n_train: int, n_test: int):
     "Warn where a set that claims to be UCF101 differs from the official class count or fold sizes."
     if len(names) != UCF101_NUM_CLASSES:
@@ -179,6 +186,7 @@ def _ucf_official_counts(lists: Path, cind: Path, names: list, fold: int, n_trai
         logger.warning("%s: fold %d lists %d train / %d test videos; the official split has %d / %d",
                        lists, fold, n_train, n_test, *UCF101_SPLIT_SIZES[fold])
 
+# %% ../nbs/05_datasets.ipynb #c029
 def _empty_classes(where, fold: int, names: list, train: list, test: list):
     "Warn about classes without a training or a test video on disk."
     c_train, c_test = Counter(i.label for i in train), Counter(i.label for i in test)
@@ -186,7 +194,7 @@ def _empty_classes(where, fold: int, names: list, train: list, test: list):
     if empty and (train or test):
         logger.warning("%s fold %d: %d classes have no training or no test video on disk: %s", where, fold, len(empty), _shown(empty))
 
-# %% ../nbs/05_datasets.ipynb #c022
+# %% ../nbs/05_datasets.ipynb #c030
 def read_ucf101(root, # dataset root holding UCF-101/ and ucfTrainTestlist/ (or mmaction2's videos/ and lists)
                 fold: int=1, # official split 1, 2 or 3
                 official: bool|None=None, # compare with the official counts; None = when ≥ 51 classes
@@ -213,7 +221,7 @@ def read_ucf101(root, # dataset root holding UCF-101/ and ucfTrainTestlist/ (or 
     if strict: _ucf_official_counts(lists, cind, names, fold, n_train, n_test)
     return DatasetSplit(train, test, names, tuple(absent))
 
-# %% ../nbs/05_datasets.ipynb #c032
+# %% ../nbs/05_datasets.ipynb #c040
 def _hmdb_class_files(splits: Path, videos: Path, fold: int) -> dict:
     "{class: split file of `fold`}, sorted by class; an error naming any class file that is missing."
     suffix = f'_test_split{fold}.txt'
@@ -228,7 +236,7 @@ def _hmdb_class_files(splits: Path, videos: Path, fold: int) -> dict:
         f"labels shifted. Restore the file (or remove the class's folder from {videos} and its other split files)")
     return {n: found[n] for n in sorted(found)}  # by class name: 'climb' before 'climb_stairs'
 
-# %% ../nbs/05_datasets.ipynb #c034
+# %% ../nbs/05_datasets.ipynb #c042
 def _hmdb_list(f: Path, name: str, label: int, index: DiskIndex) -> tuple:
     "(train, test, missing, (n_train, n_test)) of one HMDB51 class split file."
     train, test, gone, n = [], [], [], [0, 0]
@@ -244,6 +252,7 @@ def _hmdb_list(f: Path, name: str, label: int, index: DiskIndex) -> tuple:
         else: (train if parts[1] == '1' else test).append(VideoItem(path, label, None))
     return train, test, gone, tuple(n)
 
+# %% ../nbs/05_datasets.ipynb #c043
 def _hmdb_official_counts(splits: Path, fold: int, counts: dict):
     "Warn where a set that claims to be HMDB51 differs from the official class count or per-class sizes."
     if len(counts) != HMDB51_NUM_CLASSES:
@@ -252,7 +261,7 @@ def _hmdb_official_counts(splits: Path, fold: int, counts: dict):
     if odd: logger.warning("%s fold %d: %d classes differ from the official %d train / %d test videos: %s", splits, fold,
                            len(odd), *HMDB51_PER_CLASS, _shown(odd))
 
-# %% ../nbs/05_datasets.ipynb #c035
+# %% ../nbs/05_datasets.ipynb #c044
 def read_hmdb51(root, # dataset root holding videos/ (or hmdb51_org/) and testTrainMulti_7030_splits/ (or mmaction2's lists)
                 fold: int=1, # official split 1, 2 or 3
                 official: bool|None=None, # compare with the official counts; None = when ≥ 26 classes
@@ -276,7 +285,7 @@ def read_hmdb51(root, # dataset root holding videos/ (or hmdb51_org/) and testTr
     if strict: _hmdb_official_counts(splits, fold, counts)
     return DatasetSplit(train, test, list(files), tuple(absent))
 
-# %% ../nbs/05_datasets.ipynb #c040
+# %% ../nbs/05_datasets.ipynb #c049
 def _kinetics_csv(root: Path, split, missing: str) -> tuple:
     "(items, class names, missing rows) of a Kinetics csv of `path,label` rows."
     csv_path = Path(split) if Path(split).is_file() else root / split
@@ -297,10 +306,11 @@ def _kinetics_csv(root: Path, split, missing: str) -> tuple:
     items, _ = check_split(items, [], csv_path)
     return items, names, gone
 
-# %% ../nbs/05_datasets.ipynb #c042
+# %% ../nbs/05_datasets.ipynb #c051
 def _videos_in(folder: Path) -> list:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTS)
 
+# %% ../nbs/05_datasets.ipynb #c052
 def _kinetics_folders(root: Path, split: str) -> tuple:
     "(train items, val items, class names) of Kinetics class folders."
     tr = root / split
@@ -311,6 +321,7 @@ def _kinetics_folders(root: Path, split: str) -> tuple:
     read = lambda d: [VideoItem(str(p), lookup[c.name], None) for c in sorted(d.iterdir()) if c.is_dir() for p in _videos_in(c)]
     return read(tr), (read(val) if val else []), names
 
+# %% ../nbs/05_datasets.ipynb #c053
 def read_kinetics(root, # dataset root holding train/ (and val/) class folders, or mmaction2's lists
                   split: str='train', # sub-folder to read, or a csv file of `path,label` rows
                   official: bool|None=None, # compare with the official class count; None = when ≥ 200 classes
@@ -327,7 +338,7 @@ def read_kinetics(root, # dataset root holding train/ (and val/) class folders, 
         logger.warning("%s: %d classes, Kinetics-400 has %d", root, len(names), KINETICS400_NUM_CLASSES)
     return DatasetSplit(train, test, names, tuple(absent))
 
-# %% ../nbs/05_datasets.ipynb #c045
+# %% ../nbs/05_datasets.ipynb #c056
 MMACTION_LISTS = {'ucf101': 'ucf101_{split}_split_{fold}_videos.txt', 'hmdb51': 'hmdb51_{split}_split_{fold}_videos.txt',
                   'kinetics': 'kinetics400_{split}_list_videos.txt'}  # mmaction2's list file names
 MMACTION_VIDEOS = {'train': ('videos', 'videos_train'), 'val': ('videos', 'videos_val')}  # folders the paths are relative to
@@ -342,7 +353,7 @@ def find_mmaction_lists(root, # dataset root
         if tr.is_file(): return tr, (va if va.is_file() else None)
     return None
 
-# %% ../nbs/05_datasets.ipynb #c047
+# %% ../nbs/05_datasets.ipynb #c058
 def _mmaction_list(f: Path, root: Path, split: str) -> tuple:
     "([(relative path, label, line number)], DiskIndex of the video folder) of one mmaction2 list."
     rows = []
@@ -355,6 +366,7 @@ def _mmaction_list(f: Path, root: Path, split: str) -> tuple:
     index = max((DiskIndex(d) for d in folders), key=lambda ix: sum(ix.find(r) is not None for r, _, _ in rows[:50]))
     return rows, index
 
+# %% ../nbs/05_datasets.ipynb #c059
 def _mmaction_names(lists: list, class_index: Path|None) -> list:
     "Class names by label from [(list file, rows)]: classInd.txt when given, else the folder of each label's paths."
     if class_index is not None and class_index.is_file(): return read_class_index(class_index)
@@ -366,7 +378,7 @@ def _mmaction_names(lists: list, class_index: Path|None) -> list:
                 raise ValueError(f"{f}:{ln}: label {label} is class {names[label]!r} elsewhere but {rel!r} is in {folder!r}")
     return [names.get(k, str(k)) for k in range(max(names) + 1)] if names else []
 
-# %% ../nbs/05_datasets.ipynb #c048
+# %% ../nbs/05_datasets.ipynb #c060
 def read_mmaction(root, # dataset root of mmaction2's layout
                   name: str, # 'ucf101', 'hmdb51' or 'kinetics'
                   fold: int=1, # split 1-3 (UCF101, HMDB51)
@@ -393,7 +405,7 @@ def read_mmaction(root, # dataset root of mmaction2's layout
         logger.warning("%s: %d classes, the official %s has %d", found[0], len(names), name, official_classes)
     return DatasetSplit(train, test, names, tuple(absent))
 
-# %% ../nbs/05_datasets.ipynb #c052
+# %% ../nbs/05_datasets.ipynb #c064
 def carve_val(items: list, # VideoItems of a training list
               fraction: float=0.1, # share of the items (or groups) to hold out
               seed: int=0, # seed of the draw
@@ -415,7 +427,7 @@ def carve_val(items: list, # VideoItems of a training list
         if len(idx) >= 2: held.update(rng.permutation(idx)[:max(1, round(fraction * len(idx)))].tolist())
     return [i for k, i in enumerate(items) if k not in held], [i for k, i in enumerate(items) if k in held]
 
-# %% ../nbs/05_datasets.ipynb #c055
+# %% ../nbs/05_datasets.ipynb #c067
 def build_splits(name: str, # 'ucf101', 'hmdb51' or 'kinetics'
                  root, # dataset root
                  fold: int=1, # official fold (UCF101 / HMDB51)
@@ -430,7 +442,7 @@ def build_splits(name: str, # 'ucf101', 'hmdb51' or 'kinetics'
     train, val = carve_val(sp.train, val_fraction, seed)
     return dict(train=train, val=val, test=sp.test, classes=sp.classes)
 
-# %% ../nbs/05_datasets.ipynb #c058
+# %% ../nbs/05_datasets.ipynb #c070
 class Blacklist:
     "Videos to skip, read from a blacklist file written by `hcmtl-check-videos`."
     def __init__(self, entries=(), # paths (absolute, or relative to `root`)
@@ -453,7 +465,7 @@ class Blacklist:
         parts = p.replace('\\', '/').split('/')
         return any('/'.join(parts[-d:]) in self.rel for d in self.depths)
 
-# %% ../nbs/05_datasets.ipynb #c060
+# %% ../nbs/05_datasets.ipynb #c072
 def _blacklist_entry(line: str) -> str:
     "The path of one blacklist line (JSON object, or the older `path<TAB>reason`)."
     if line.startswith('{'):
@@ -461,6 +473,7 @@ def _blacklist_entry(line: str) -> str:
         except (ValueError, KeyError, TypeError): pass
     return line.split('\t')[0].strip()
 
+# %% ../nbs/05_datasets.ipynb #c073
 @patch(cls_method=True)
 def from_file(cls: Blacklist, path) -> Blacklist:
     "Read a blacklist file (`# root:` header, one JSON object or `path<TAB>reason` per line)."
@@ -474,7 +487,7 @@ def from_file(cls: Blacklist, path) -> Blacklist:
         elif line.strip() and not line.startswith('#'): entries.append(_blacklist_entry(line))
     return cls(entries, root if root is not None else path.parent)
 
-# %% ../nbs/05_datasets.ipynb #c061
+# %% ../nbs/05_datasets.ipynb #c074
 def write_blacklist(path, # file to write
                     root, # the folder that was checked
                     bad: list, # (path, reason) pairs
@@ -490,6 +503,7 @@ def write_blacklist(path, # file to write
         lines.append(json.dumps({'path': rel, 'reason': ' '.join(str(reason).split())}))
     return atomic_write_bytes(('\n'.join(lines) + '\n').encode('utf-8'), path)
 
+# %% ../nbs/05_datasets.ipynb #c075
 def drop_blacklisted(items: list, # VideoItems
                      blacklist, # a Blacklist or a blacklist file
                     ) -> tuple:
@@ -499,7 +513,7 @@ def drop_blacklisted(items: list, # VideoItems
     for i in items: (dropped if i.path in bl else kept).append(i)
     return kept, dropped
 
-# %% ../nbs/05_datasets.ipynb #c066
+# %% ../nbs/05_datasets.ipynb #c080
 class VideoDatasetBase(Dataset, abc.ABC):
     "Shared machinery: blacklist, per-item RNG, crops, short videos, and unreadable ones."
     max_tries = 10  # videos tried for one index before giving up (when substituting)
@@ -531,13 +545,14 @@ class VideoDatasetBase(Dataset, abc.ABC):
     def blank(self, j: int) -> dict:
         "An item dict of video `j` with the shapes of `load` and zero pixels, for an unreadable video."
 
-# %% ../nbs/05_datasets.ipynb #c068
+# %% ../nbs/05_datasets.ipynb #c082
 @patch
 def rng(self: VideoDatasetBase, i: int) -> np.random.Generator:
     "The generator for one item: from torch's RNG in training, from the index otherwise."
     if self.train: return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
     return np.random.default_rng([self.seed, i])
 
+# %% ../nbs/05_datasets.ipynb #c083
 @patch
 def crop(self: VideoDatasetBase, height: int, width: int, rng: np.random.Generator, scale=None):
     "Training: random resized crop and flip; evaluation: central crop."
@@ -545,15 +560,17 @@ def crop(self: VideoDatasetBase, height: int, width: int, rng: np.random.Generat
     if not self.train: return center_crop_params(height, width, self.center_fraction)
     return random_crop_params(height, width, rng, scale or d.crop_scale, d.crop_ratio, d.flip_p)
 
+# %% ../nbs/05_datasets.ipynb #c084
 @patch
 def read(self: VideoDatasetBase, path: str, indices) -> np.ndarray:
     "Decode frames with the configured backend and decode-time size."
     return read_frames(path, indices, self.dcfg.backend, self.dcfg.decode_short_side)
 
+# %% ../nbs/05_datasets.ipynb #c085
 @patch
 def meta(self: VideoDatasetBase, path: str): return video_meta(path, self.dcfg.backend)
 
-# %% ../nbs/05_datasets.ipynb #c070
+# %% ../nbs/05_datasets.ipynb #c087
 @patch
 def num_frames(self: VideoDatasetBase, path: str, # video file
                need: int, # frames one sample spans
@@ -567,12 +584,13 @@ def num_frames(self: VideoDatasetBase, path: str, # video file
             logger.warning("short video %s: %d frames, fewer than the %d a sample spans; its clips repeat frames", path, n, need)
     return n
 
-# %% ../nbs/05_datasets.ipynb #c072
+# %% ../nbs/05_datasets.ipynb #c089
 @patch
 def substitute(self: VideoDatasetBase, i: int, attempt: int) -> int:
     "The index tried instead of `i` after `attempt + 1` failures (deterministic)."
     return int(np.random.default_rng([i, attempt, 0x5EED]).integers(len(self)))
 
+# %% ../nbs/05_datasets.ipynb #c090
 @patch
 def _try_load(self: VideoDatasetBase, j: int) -> dict|None:
     "The item dict of video `j`, or None (warned once, remembered) when it cannot be read."
@@ -587,7 +605,7 @@ def _try_load(self: VideoDatasetBase, j: int) -> dict|None:
         logger.warning("skipping unreadable video %s (item %d): %s", path, j, self.bad[path])
         return None
 
-# %% ../nbs/05_datasets.ipynb #c073
+# %% ../nbs/05_datasets.ipynb #c091
 @patch
 def __getitem__(self: VideoDatasetBase, i: int) -> dict:
     i = int(i)
@@ -604,11 +622,12 @@ def __getitem__(self: VideoDatasetBase, i: int) -> dict:
     raise RuntimeError(f"{self.max_tries} videos in a row could not be read for item {i} (last: {self.items[j].path}); "
                        f"run hcmtl-check-videos on the dataset and pass the blacklist")
 
+# %% ../nbs/05_datasets.ipynb #c092
 def unreadable_in(batch: dict) -> list:
     "[(item index, reason), ...] of the unreadable videos of a collated `substitute=False` batch."
     return [(int(i), e) for i, ok, e in zip(batch['index'], batch['ok'], batch.get('error', [''] * len(batch['ok']))) if not ok]
 
-# %% ../nbs/05_datasets.ipynb #c075
+# %% ../nbs/05_datasets.ipynb #c094
 class SpeedPairDataset(VideoDatasetBase):
     "Pretraining items: two speed windows per video (RSPNet), cropped, as uint8."
     def __init__(self, items, dcfg, train: bool=True, blacklist=None, substitute: bool=True):
@@ -633,7 +652,7 @@ class SpeedPairDataset(VideoDatasetBase):
         return {'windows': torch.zeros(2, 3, self.window, s, s, dtype=torch.uint8),
                 'frame_idx': torch.zeros(2, self.window, dtype=torch.long), 'crop': torch.zeros(2, 5)}
 
-# %% ../nbs/05_datasets.ipynb #c080
+# %% ../nbs/05_datasets.ipynb #c099
 class ClipDataset(VideoDatasetBase):
     "Labelled single clips as uint8 C×T×S×S (fine-tuning and validation)."
     def __init__(self, items, dcfg, train: bool=True, crop_scale=None, # (min, max) crop area; None = dcfg.crop_scale
@@ -656,7 +675,7 @@ class ClipDataset(VideoDatasetBase):
         d = self.dcfg
         return {'clip': torch.zeros(3, d.clip_len, d.size, d.size, dtype=torch.uint8), 'label': self.items[j].label}
 
-# %% ../nbs/05_datasets.ipynb #c081
+# %% ../nbs/05_datasets.ipynb #c100
 class VideoClipsDataset(VideoDatasetBase):
     "All test clips of a video as uint8 N×C×T×S×S, with its label."
     def __init__(self, items, dcfg, n_clips: int|None=None, # clips per video; None = dcfg.test_clips
@@ -678,20 +697,21 @@ class VideoClipsDataset(VideoDatasetBase):
         d = self.dcfg
         return {'clips': torch.zeros(self.n_clips, 3, d.clip_len, d.size, d.size, dtype=torch.uint8), 'label': self.items[j].label}
 
-# %% ../nbs/05_datasets.ipynb #c092
+# %% ../nbs/05_datasets.ipynb #c111
 def preset_window(preset: str) -> int:
     "Frames one pretraining sample of a preset spans: max(speeds) × clip_len."
     from hcmtl.core import get_preset
     d = get_preset(preset).data
     return max(d.speeds) * d.clip_len
 
+# %% ../nbs/05_datasets.ipynb #c112
 def find_videos(root, # folder to search recursively (links followed, each folder once)
                 exts=VIDEO_EXTS, # file suffixes (any case)
                ) -> list:
     "All video files under a folder, sorted."
     return [p for p in walk_files(root)[0] if p.suffix.lower() in exts]
 
-# %% ../nbs/05_datasets.ipynb #c094
+# %% ../nbs/05_datasets.ipynb #c114
 def _probe_all(paths: list, min_frames: int, backend: str, workers: int) -> list:
     "probe_video of every path, in a process pool when workers > 1."
     jobs = [(p, min_frames, backend) for p in paths]
@@ -701,6 +721,7 @@ def _probe_all(paths: list, min_frames: int, backend: str, workers: int) -> list
         with ctx.Pool(workers) as pool: return pool.starmap(probe_video, jobs, chunksize=8)
     return [probe_video(*j) for j in jobs]
 
+# %% ../nbs/05_datasets.ipynb #c115
 def check_videos(root, # folder to check
                  min_frames: int=1, # videos with fewer frames are bad
                  backend: str=DEFAULT_BACKEND, # backend to check with (the one training uses)
@@ -714,7 +735,7 @@ def check_videos(root, # folder to check
     return dict(checked=len(videos), bad=[(str(p), r) for p, r in zip(videos, reasons) if r is not None],
                 problems=problems, others=dict(sorted(others.items())))
 
-# %% ../nbs/05_datasets.ipynb #c095
+# %% ../nbs/05_datasets.ipynb #c116
 def check_videos_cli(argv=None) -> int:
     "hcmtl-check-videos ROOT: probe every video, print the bad ones, write a blacklist; exit 1 if any is bad."
     p = argparse.ArgumentParser(prog='hcmtl-check-videos', description=check_videos_cli.__doc__)

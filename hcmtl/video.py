@@ -55,6 +55,7 @@ def _container_format(path: Path) -> str:
     "The FFmpeg muxer for a video suffix."
     return {'.avi': 'avi', '.mov': 'mov', '.mkv': 'matroska'}.get(path.suffix.lower(), 'mp4')
 
+# %% ../nbs/02_video.ipynb #c014
 def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_rate: int, crf: int):
     "An encoder stream: MPEG-4 Part 2 for .avi (or without libx264), else H.264 at constant quality."
     import av
@@ -67,7 +68,7 @@ def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_ra
     st.codec_context.thread_count = 1  # output bytes independent of the core count (frame-threaded x264 is not)
     return st
 
-# %% ../nbs/02_video.ipynb #c015
+# %% ../nbs/02_video.ipynb #c016
 def _yuv420_frame(rgb: np.ndarray):
     "A yuv420p VideoFrame with zeroed line padding (the encoder reads the padding: uninitialised bytes make its output vary)."
     import av
@@ -79,7 +80,7 @@ def _yuv420_frame(rgb: np.ndarray):
         buf = np.zeros((pl.height, pl.line_size), np.uint8); buf[:, :a.shape[1]] = a; pl.update(buf.tobytes())
     return vf
 
-# %% ../nbs/02_video.ipynb #c017
+# %% ../nbs/02_video.ipynb #c018
 def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.264 when available)
                 frames: np.ndarray, # uint8 T×H×W×3 RGB
                 fps: int=25, # frame rate
@@ -102,7 +103,7 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.2
     tmp.replace(path)
     return path
 
-# %% ../nbs/02_video.ipynb #c020
+# %% ../nbs/02_video.ipynb #c021
 @functools.cache
 def _module(backend: str):
     "The decoding module of a backend, or None when it cannot be imported here."
@@ -114,21 +115,24 @@ def _module(backend: str):
         logger.debug("video backend %s unavailable: %s", backend, e)
     return None
 
+# %% ../nbs/02_video.ipynb #c022
 def available_backends() -> tuple:
     "The backends that can be used in this environment, in `BACKENDS` order."
     return tuple(b for b in BACKENDS if _module(b) is not None)
 
+# %% ../nbs/02_video.ipynb #c023
 def check_backend(backend: str) -> str:
     "`backend` if it is a known name, else a ValueError listing the names."
     if backend not in BACKENDS: raise ValueError(f"unknown video backend {backend!r}; choose from {BACKENDS}")
     return backend
 
+# %% ../nbs/02_video.ipynb #c024
 def fallback_chain(backend: str=DEFAULT_BACKEND) -> tuple:
     "The available backends a read tries, `backend` first, PyAV last."
     order = [check_backend(backend)] + [b for b in BACKENDS if b not in (backend, 'pyav')] + ['pyav']
     return tuple(dict.fromkeys(b for b in order if _module(b) is not None))
 
-# %% ../nbs/02_video.ipynb #c023
+# %% ../nbs/02_video.ipynb #c027
 _META_CACHE: dict = {}
 _META_CACHE_MAX = 1 << 18
 _FAILED: dict = {b: {} for b in BACKENDS}  # {path: reason} a backend could not read in this process: the next one reads them
@@ -138,6 +142,7 @@ def clear_meta_cache():
     _META_CACHE.clear()
     for s in _FAILED.values(): s.clear()
 
+# %% ../nbs/02_video.ipynb #c028
 def _stat(path) -> os.stat_result:
     "Stat a video file, raising `VideoDecodeError` for a missing or empty file."
     try: st = os.stat(path)
@@ -147,13 +152,14 @@ def _stat(path) -> os.stat_result:
     if st.st_size == 0: raise VideoDecodeError(path, 'empty file (0 bytes)')
     return st
 
-# %% ../nbs/02_video.ipynb #c025
+# %% ../nbs/02_video.ipynb #c030
 def _decord_meta(path: str) -> VideoMeta:
     vr = _module('decord').VideoReader(path, num_threads=DECODER_THREADS)
     if len(vr) == 0: raise VideoDecodeError(path, 'no frames')
     h, w = vr[0].shape[:2]
     return VideoMeta(len(vr), float(vr.get_avg_fps() or 0.0), int(w), int(h))
 
+# %% ../nbs/02_video.ipynb #c031
 def _torchcodec_decoder(path: str, hw: tuple|None=None):
     "A torchcodec decoder giving N×H×W×C frames, resizing to `hw` while decoding."
     dec = _module('torchcodec')
@@ -163,11 +169,13 @@ def _torchcodec_decoder(path: str, hw: tuple|None=None):
         kw['transforms'] = [Resize(size=hw)]
     return dec.VideoDecoder(path, seek_mode='exact', dimension_order='NHWC', num_ffmpeg_threads=DECODER_THREADS, **kw)
 
+# %% ../nbs/02_video.ipynb #c032
 def _torchcodec_meta(path: str) -> VideoMeta:
     m = _torchcodec_decoder(path).metadata
     if not m.num_frames: raise VideoDecodeError(path, 'no frames')
     return VideoMeta(int(m.num_frames), float(m.average_fps or 0.0), int(m.width), int(m.height))
 
+# %% ../nbs/02_video.ipynb #c033
 def _pyav_meta(path: str) -> VideoMeta:
     with _module('pyav').open(path) as c:
         if not c.streams.video: raise VideoDecodeError(path, 'no video stream')
@@ -181,7 +189,7 @@ def _pyav_meta(path: str) -> VideoMeta:
 
 _META = {'decord': _decord_meta, 'torchcodec': _torchcodec_meta, 'pyav': _pyav_meta}
 
-# %% ../nbs/02_video.ipynb #c027
+# %% ../nbs/02_video.ipynb #c035
 def _first_success(path: str, backend: str, step):
     "step(b) for the first backend b of the chain that succeeds on `path`; (result, b)."
     errors = []
@@ -194,7 +202,7 @@ def _first_success(path: str, backend: str, step):
             logger.debug("%s cannot read %s (%s); trying the next backend", b, path, e)
     raise VideoDecodeError(path, '; '.join(errors) or 'no video backend available')
 
-# %% ../nbs/02_video.ipynb #c028
+# %% ../nbs/02_video.ipynb #c036
 def video_meta(path, # video file
                backend: str=DEFAULT_BACKEND, # first backend to try (see `fallback_chain`)
               ) -> VideoMeta:
@@ -209,7 +217,7 @@ def video_meta(path, # video file
     _META_CACHE[key] = meta
     return meta
 
-# %% ../nbs/02_video.ipynb #c033
+# %% ../nbs/02_video.ipynb #c041
 def output_size(meta: VideoMeta, # the video's metadata
                 short_side: int|None=None, # target short side; None = native size
                ) -> tuple:
@@ -219,19 +227,20 @@ def output_size(meta: VideoMeta, # the video's metadata
     s = short_side / min(h, w)
     return (short_side, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short_side)
 
-# %% ../nbs/02_video.ipynb #c036
+# %% ../nbs/02_video.ipynb #c044
 def _decord_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
     kw = {} if hw == native else dict(width=hw[1], height=hw[0])
     vr = _module('decord').VideoReader(path, num_threads=DECODER_THREADS, **kw)
     if wanted[-1] >= len(vr): raise IndexError(f"frame {wanted[-1]} >= {len(vr)} frames")
     return vr.get_batch(wanted.tolist()).asnumpy()
 
+# %% ../nbs/02_video.ipynb #c045
 def _torchcodec_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
     dec = _torchcodec_decoder(path, None if hw == native else hw)
     if wanted[-1] >= len(dec): raise IndexError(f"frame {wanted[-1]} >= {len(dec)} frames")
     return dec.get_frames_at(wanted.tolist()).data.numpy()
 
-# %% ../nbs/02_video.ipynb #c038
+# %% ../nbs/02_video.ipynb #c047
 def _pyav_decode(path: str, wanted: np.ndarray, hw: tuple, native: tuple, seek: bool) -> dict|None:
     "Decode `wanted` (sorted, unique) frames into {index: array}; None if seeking was unreliable."
     conv = {} if hw == native else dict(width=hw[1], height=hw[0])
@@ -256,7 +265,7 @@ def _pyav_decode(path: str, wanted: np.ndarray, hw: tuple, native: tuple, seek: 
         out['_end'] = (prev[0], out[prev[0]] if prev[0] in out else prev[1].to_ndarray(format='rgb24', **conv))
     return out
 
-# %% ../nbs/02_video.ipynb #c040
+# %% ../nbs/02_video.ipynb #c049
 def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: bool) -> np.ndarray:
     out = _pyav_decode(path, wanted, hw, native, seek=True) if wanted[0] > 0 else None
     if out is None or out.get('_end', 0) is None: out = _pyav_decode(path, wanted, hw, native, seek=False)
@@ -272,7 +281,7 @@ def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: 
 
 _READ = {'decord': _decord_read, 'torchcodec': _torchcodec_read, 'pyav': _pyav_read}
 
-# %% ../nbs/02_video.ipynb #c041
+# %% ../nbs/02_video.ipynb #c050
 def read_frames(path, # video file
                 indices, # frame indices (any order, repeats allowed)
                 backend: str=DEFAULT_BACKEND, # first backend to try (see `fallback_chain`)
@@ -291,14 +300,14 @@ def read_frames(path, # video file
     frames, _ = _first_success(path, backend, lambda b: _READ[b](path, wanted, hw, native, strict))
     return frames[inverse.ravel()]
 
-# %% ../nbs/02_video.ipynb #c049
+# %% ../nbs/02_video.ipynb #c058
 def header_frames(path) -> int|None:
     "The frame count a video's container header claims (None when it does not say)."
     try:
         with _module('pyav').open(os.fspath(path)) as c: return int(c.streams.video[0].frames) or None
     except Exception: return None
 
-# %% ../nbs/02_video.ipynb #c052
+# %% ../nbs/02_video.ipynb #c061
 def probe_video(path, # video file
                 min_frames: int=1, # shorter videos are reported
                 backend: str=DEFAULT_BACKEND, # backend the training will use
@@ -314,7 +323,7 @@ def probe_video(path, # video file
     except VideoDecodeError as e: return e.reason
     return None
 
-# %% ../nbs/02_video.ipynb #c057
+# %% ../nbs/02_video.ipynb #c066
 def walk_files(root, # folder to walk
                skip=(), # folders not to enter
               ) -> tuple:
@@ -336,7 +345,7 @@ def walk_files(root, # folder to walk
             elif p.is_symlink(): problems.append((str(p), f"broken or looping symlink -> {os.readlink(p)}"))
     return sorted(files), problems
 
-# %% ../nbs/02_video.ipynb #c060
+# %% ../nbs/02_video.ipynb #c069
 def transcode_video(src, # input video
                     dst, # output file (.avi: MPEG-4 Part 2, .mp4: H.264)
                     short_side: int|None=128, # output short side (even); None = native size
@@ -365,7 +374,7 @@ def transcode_video(src, # input video
     tmp.replace(dst)
     return dst
 
-# %% ../nbs/02_video.ipynb #c062
+# %% ../nbs/02_video.ipynb #c071
 def copy_atomic(src, # file to copy
                 dst, # destination file (its folder is created)
                ) -> Path:
@@ -374,7 +383,7 @@ def copy_atomic(src, # file to copy
     shutil.copystat(src, dst)
     return dst
 
-# %% ../nbs/02_video.ipynb #c065
+# %% ../nbs/02_video.ipynb #c074
 MANIFEST = '.hcmtl-transcode.json'
 
 def _load_manifest(dst: Path) -> dict:
@@ -382,15 +391,17 @@ def _load_manifest(dst: Path) -> dict:
     try: return json.loads((dst / MANIFEST).read_text()).get('outputs', {})
     except (OSError, ValueError, AttributeError): return {}
 
+# %% ../nbs/02_video.ipynb #c075
 def _save_manifest(dst: Path, outputs: dict):
     atomic_write_bytes(json.dumps({'version': 1, 'outputs': outputs}, indent=0, sort_keys=True).encode(), dst / MANIFEST)
 
+# %% ../nbs/02_video.ipynb #c076
 def _record(src: Path, settings: dict) -> dict:
     "What an output depends on: its settings and its source's size and modification time."
     st = src.stat()
     return {**settings, 'src_size': st.st_size, 'src_mtime_ns': st.st_mtime_ns}
 
-# %% ../nbs/02_video.ipynb #c067
+# %% ../nbs/02_video.ipynb #c078
 def plan_transcode(src: Path, dst: Path, short_side: int|None, gop: int, overwrite: bool=False) -> tuple:
     "([(kind, src_file, out_file, record), ...] still to do, n up to date, tree problems, manifest)."
     rs, rd = src.resolve(), dst.resolve()
@@ -406,7 +417,7 @@ def plan_transcode(src: Path, dst: Path, short_side: int|None, gop: int, overwri
         else: todo.append((kind, f, dst / rel, rec))
     return todo, done, problems, manifest
 
-# %% ../nbs/02_video.ipynb #c068
+# %% ../nbs/02_video.ipynb #c079
 def _transcode_one(job):
     kind, src, dst, short_side, gop = job
     try:
@@ -416,6 +427,7 @@ def _transcode_one(job):
     except VideoDecodeError as e: return e.reason
     except OSError as e: return f"{type(e).__name__}: {e}"
 
+# %% ../nbs/02_video.ipynb #c080
 def _run_jobs(jobs: list, workers: int):
     "Yield (job index, failure reason or None) as the jobs finish, in a process pool when workers > 1."
     if workers > 1 and len(jobs) > 1:
@@ -425,7 +437,7 @@ def _run_jobs(jobs: list, workers: int):
     else:
         for k, j in enumerate(jobs): yield k, _transcode_one(j)
 
-# %% ../nbs/02_video.ipynb #c069
+# %% ../nbs/02_video.ipynb #c081
 def transcode_tree(src, # dataset root to read
                    dst, # root to write
                    short_side: int|None=128, # output short side; None = native
@@ -447,7 +459,7 @@ def transcode_tree(src, # dataset root to read
     return dict(done=len(todo) - len(failed), skipped=done, failed=failed, problems=problems,
                 videos=sum(1 for t in todo if t[0] == 'video'))
 
-# %% ../nbs/02_video.ipynb #c070
+# %% ../nbs/02_video.ipynb #c082
 def transcode_cli(argv=None) -> int:
     "hcmtl-transcode SRC DST: re-encode every video under SRC into DST (same tree), copy the other files; exit 1 if any fails."
     p = argparse.ArgumentParser(prog='hcmtl-transcode', description=transcode_cli.__doc__)
