@@ -20,21 +20,23 @@ from fastcore.basics import patch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .core import config_hash, config_to_dict, default_workers, environment_record, get_device, save_config, seed_worker
+from .core import (CheckpointError, _fsync_dir, atomic_write_bytes, config_hash, config_to_dict, default_workers,
+                        environment_record, get_device, save_config, seed_worker)
 from .accel import autocast, configure_backends, cpu_threads, maybe_compile, to_channels_last, use_channels_last
 
 # %% auto #0
-__all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'RUN_FILE', 'LOCK_FILE', 'unwrap', 'DistInfo', 'setup_distributed',
+__all__ = ['log', 'CKPT_RE', 'CKPT_FORMAT', 'CLI_EPILOG', 'RUN_FILE', 'LOCK_FILE', 'unwrap', 'DistInfo', 'setup_distributed',
            'cleanup_distributed', 'any_rank', 'sum_ranks', 'broadcast_object', 'gather_objects', 'barrier', 'rng_state',
            'set_rng_state', 'sample_seed', 'ResumableSampler', 'SeededDataset', 'make_sampler', 'make_loader',
-           'scaled_lr', 'WarmupCosine', 'make_scheduler', 'CheckpointError', 'atomic_write_bytes', 'write_checksum',
-           'atomic_torch_save', 'verify_bytes', 'load_verified', 'list_checkpoints', 'checkpoint_step', 'verified',
-           'quarantine', 'save_checkpoint', 'load_latest_checkpoint', 'training_state', 'restore_training_state',
-           'check_weights_only', 'CSVLogger', 'Throughput', 'progress_enabled', 'Progress', 'Preempted', 'StopSignal',
-           'NonFiniteLossError', 'check_finite', 'DivergedError', 'check_explosion', 'reduce_step', 'injected_fault',
-           'signal_faults', 'nonfinite_tensors', 'RunDirError', 'run_kind', 'config_diff', 'check_run_dir', 'RunLock',
-           'on_main', 'RunDir', 'installed_packages', 'Meters', 'Task', 'Loop', 'save_loop', 'restore_loop',
-           'train_step', 'log_window', 'log_epoch', 'fit']
+           'scaled_lr', 'WarmupCosine', 'make_scheduler', 'MultiStep', 'base_lr', 'schedule_for', 'write_checksum',
+           'atomic_torch_save', 'write_json', 'verify_bytes', 'load_verified', 'list_checkpoints', 'checkpoint_step',
+           'verified', 'quarantine', 'save_checkpoint', 'load_latest_checkpoint', 'training_state',
+           'restore_training_state', 'check_weights_only', 'CSVLogger', 'Throughput', 'progress_enabled', 'Progress',
+           'Preempted', 'StopSignal', 'NonFiniteLossError', 'check_finite', 'DivergedError', 'check_explosion',
+           'reduce_step', 'injected_fault', 'signal_faults', 'nonfinite_tensors', 'weight_scale', 'check_state',
+           'RunDirError', 'run_kind', 'config_diff', 'check_run_dir', 'RunLock', 'on_main', 'RunDir',
+           'installed_packages', 'Meters', 'Task', 'Loop', 'save_loop', 'restore_loop', 'train_step', 'log_window',
+           'log_epoch', 'fit']
 
 # %% ../nbs/12_engine.ipynb #c005
 log = logging.getLogger('hcmtl.engine')
@@ -61,6 +63,7 @@ class DistInfo:
     @property
     def is_main(self) -> bool: return self.rank == 0
 
+# %% ../nbs/12_engine.ipynb #c011
 def setup_distributed(device: str='auto', # 'auto', 'cpu', 'cuda' (the config's `device`)
                       timeout_s: int=1800, # collective timeout
                      ) -> DistInfo:
@@ -77,15 +80,17 @@ def setup_distributed(device: str='auto', # 'auto', 'cpu', 'cuda' (the config's 
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return DistInfo(rank, local, world, dev, backend)
 
+# %% ../nbs/12_engine.ipynb #c012
 def cleanup_distributed():
     "Leave the process group (if any)."
     if dist.is_available() and dist.is_initialized():
         with contextlib.suppress(Exception): dist.barrier()
         dist.destroy_process_group()
 
-# %% ../nbs/12_engine.ipynb #c012
+# %% ../nbs/12_engine.ipynb #c014
 def _dist_on() -> bool: return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
+# %% ../nbs/12_engine.ipynb #c015
 def any_rank(*flags: bool, device=None) -> list[bool]:
     "Each flag OR-ed over all ranks."
     if not _dist_on(): return [bool(f) for f in flags]
@@ -94,6 +99,7 @@ def any_rank(*flags: bool, device=None) -> list[bool]:
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
 
+# %% ../nbs/12_engine.ipynb #c016
 def sum_ranks(*values: float, device=None) -> list[float]:
     "Each value summed over all ranks (one collective for several numbers)."
     if not _dist_on(): return [float(v) for v in values]
@@ -102,23 +108,26 @@ def sum_ranks(*values: float, device=None) -> list[float]:
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
 
+# %% ../nbs/12_engine.ipynb #c017
 def broadcast_object(obj, src: int=0):
     "`obj` from rank `src` on every rank."
     if not _dist_on(): return obj
     box = [obj]; dist.broadcast_object_list(box, src=src)
     return box[0]
 
+# %% ../nbs/12_engine.ipynb #c018
 def gather_objects(obj) -> list:
     "A list with every rank's `obj`, on every rank."
     if not _dist_on(): return [obj]
     out = [None] * dist.get_world_size(); dist.all_gather_object(out, obj)
     return out
 
+# %% ../nbs/12_engine.ipynb #c019
 def barrier():
     "Wait for all ranks (no-op in a one-process job)."
     if _dist_on(): dist.barrier()
 
-# %% ../nbs/12_engine.ipynb #c015
+# %% ../nbs/12_engine.ipynb #c022
 def rng_state(generators: dict|None=None, # extra named torch.Generators to capture
              ) -> dict:
     "The state of every random stream, as weights_only-loadable values."
@@ -131,6 +140,7 @@ def rng_state(generators: dict|None=None, # extra named torch.Generators to capt
           'generators': {k: g.get_state() for k, g in (generators or {}).items()}}
     return st
 
+# %% ../nbs/12_engine.ipynb #c023
 def set_rng_state(st: dict, # as returned by `rng_state`
                   generators: dict|None=None, # named torch.Generators to restore in place
                  ):
@@ -147,12 +157,13 @@ def set_rng_state(st: dict, # as returned by `rng_state`
         if k in st.get('generators', {}): g.set_state(st['generators'][k])
         else: log.warning(f"no saved state for generator {k!r}: left as is")
 
-# %% ../nbs/12_engine.ipynb #c018
+# %% ../nbs/12_engine.ipynb #c026
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     "A 63-bit seed for one sample, a function of (seed, epoch, index) only."
     h = hashlib.blake2b(f'{seed}/{epoch}/{index}'.encode(), digest_size=8).digest()
     return int.from_bytes(h, 'little') & (2**63 - 1)
 
+# %% ../nbs/12_engine.ipynb #c027
 class ResumableSampler(Sampler):
     "Wraps a (Distributed)Sampler: deterministic per (seed, epoch), can skip the first n indices, yields (index, seed)."
     def __init__(self, base: Sampler, # e.g. a DistributedSampler; needs `set_epoch` for a per-epoch order
@@ -173,6 +184,7 @@ class ResumableSampler(Sampler):
             if pos < self.skipped: continue
             yield (int(idx), sample_seed(self.seed, self.epoch, int(idx))) if self.with_seeds else int(idx)
 
+# %% ../nbs/12_engine.ipynb #c028
 class SeededDataset(Dataset):
     "Wraps a map-style dataset: item (index, seed) is loaded with all RNGs seeded by `seed`."
     def __init__(self, dataset: Dataset): self.dataset = dataset
@@ -186,7 +198,7 @@ class SeededDataset(Dataset):
             try: return self.dataset[index]
             finally: random.setstate(py); np.random.set_state(npst)
 
-# %% ../nbs/12_engine.ipynb #c020
+# %% ../nbs/12_engine.ipynb #c030
 def make_sampler(dataset, # a map-style dataset
                  seed: int=0, # master seed
                  shuffle: bool=True, # random order per epoch
@@ -199,6 +211,7 @@ def make_sampler(dataset, # a map-style dataset
                               drop_last=drop_last)
     return ResumableSampler(base, seed)
 
+# %% ../nbs/12_engine.ipynb #c031
 def make_loader(dataset, # a map-style dataset (wrapped in `SeededDataset` here)
                 sampler: ResumableSampler, # from `make_sampler`
                 batch_size: int, # per process
@@ -216,7 +229,7 @@ def make_loader(dataset, # a map-style dataset (wrapped in `SeededDataset` here)
                       pin_memory=pin_memory, drop_last=drop_last, worker_init_fn=seed_worker,
                       generator=torch.Generator().manual_seed(seed), collate_fn=collate_fn, **kw)
 
-# %% ../nbs/12_engine.ipynb #c025
+# %% ../nbs/12_engine.ipynb #c036
 def scaled_lr(lr: float, # learning rate for a global batch of `base_batch`
               global_batch: int, # batch per process × processes
               base_batch: int=64, # the batch `lr` is given for (RSPNet: 64)
@@ -224,6 +237,7 @@ def scaled_lr(lr: float, # learning rate for a global batch of `base_batch`
     "The linear scaling rule: lr × global_batch / base_batch."
     return lr * global_batch / base_batch
 
+# %% ../nbs/12_engine.ipynb #c037
 class WarmupCosine:
     "LR factor: linear warm-up to 1, then cosine from 1 down to `min_lr_ratio` at `total_steps`."
     def __init__(self, total_steps: int, # optimisation steps of the whole run
@@ -237,38 +251,49 @@ class WarmupCosine:
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
+# %% ../nbs/12_engine.ipynb #c038
 def make_scheduler(optimizer, total_steps: int, warmup_steps: int=0, min_lr_ratio: float=1e-3):
     "A per-step `LambdaLR` following `WarmupCosine`."
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup_steps, min_lr_ratio))
 
-# %% ../nbs/12_engine.ipynb #c029
-CKPT_RE = re.compile(r'^ckpt-(\d+)\.pt$')
+# %% ../nbs/12_engine.ipynb #c041
+class MultiStep:
+    "LR factor: linear warm-up to 1, then × `gamma` at each milestone epoch."
+    def __init__(self, steps_per_epoch: int, milestones=(), gamma: float=0.1, warmup_steps: int=0):
+        self.steps_per_epoch, self.milestones = max(1, int(steps_per_epoch)), tuple(int(m) for m in milestones)
+        self.gamma, self.warmup_steps = float(gamma), int(warmup_steps)
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps: return (step + 1) / self.warmup_steps
+        return self.gamma ** sum(step // self.steps_per_epoch >= m for m in self.milestones)
 
-class CheckpointError(RuntimeError):
-    "A checkpoint file is missing, truncated, corrupt or of the wrong kind; the message names it."
+# %% ../nbs/12_engine.ipynb #c042
+def base_lr(tc, # a TrainConfig
+            global_batch: int, # batch per process × processes
+           ) -> float:
+    "The run's peak learning rate: scaled by global_batch/64 when `tc.lr_scale`, else as given."
+    return scaled_lr(tc.lr, global_batch) if getattr(tc, 'lr_scale', True) else tc.lr
 
-def _fsync_dir(path: Path):
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
+# %% ../nbs/12_engine.ipynb #c043
+def schedule_for(optimizer, tc, # a TrainConfig: epochs, schedule, milestones, lr_gamma, warmup_epochs, min_lr_ratio
+                 steps_per_epoch: int,
+                ) -> torch.optim.lr_scheduler.LambdaLR:
+    "The per-step schedule a TrainConfig asks for: 'cosine' (RSPNet pretraining) or 'multi_step'."
+    warm = round(tc.warmup_epochs * steps_per_epoch)
+    if getattr(tc, 'schedule', 'cosine') == 'multi_step':
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, MultiStep(steps_per_epoch, tc.milestones, tc.lr_gamma, warm))
+    return make_scheduler(optimizer, tc.epochs * steps_per_epoch, warm, tc.min_lr_ratio)
 
-def atomic_write_bytes(data: bytes, path) -> Path:
-    "Write bytes to `path` through a fsync-ed temporary file and an atomic rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as f:
-        f.write(data); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path); _fsync_dir(path.parent)
-    return path
+# %% ../nbs/12_engine.ipynb #c047
+CKPT_RE = re.compile(r'^ckpt-(\d+)\.pt$')  # checkpoint file names
 
-# %% ../nbs/12_engine.ipynb #c030
+# %% ../nbs/12_engine.ipynb #c048
 def write_checksum(data: bytes, path) -> str:
     "Write `<path>.sha256` ({'sha256', 'size'}) for the bytes of `path`; returns the digest."
     digest = hashlib.sha256(data).hexdigest()
     atomic_write_bytes(json.dumps({'sha256': digest, 'size': len(data)}).encode(), Path(f'{path}.sha256'))
     return digest
 
+# %% ../nbs/12_engine.ipynb #c049
 def atomic_torch_save(obj, path, # file to write
                       checksum: bool=True, # also write `<path>.sha256` (checked by `load_verified`)
                      ) -> str:
@@ -278,7 +303,13 @@ def atomic_torch_save(obj, path, # file to write
     atomic_write_bytes(data, path)
     return digest
 
-# %% ../nbs/12_engine.ipynb #c032
+# %% ../nbs/12_engine.ipynb #c050
+def write_json(obj, path) -> Path:
+    "Write JSON atomically, with its `.sha256` side file."
+    data = json.dumps(obj, indent=2, default=str).encode(); write_checksum(data, path)
+    return atomic_write_bytes(data, path)
+
+# %% ../nbs/12_engine.ipynb #c052
 def verify_bytes(path, # the file
                  data: bytes, # its content
                  warn_missing: bool=True, # warn when there is no `.sha256` side file
@@ -295,6 +326,7 @@ def verify_bytes(path, # the file
         raise CheckpointError(f"checkpoint {path} is corrupt: SHA-256 does not match {side.name}")
     return True
 
+# %% ../nbs/12_engine.ipynb #c053
 def load_verified(path, # a file written by `atomic_torch_save` (or any torch file)
                   map_location='cpu', # where tensors go
                   warn_missing: bool=True, # warn when the file has no checksum
@@ -307,7 +339,7 @@ def load_verified(path, # a file written by `atomic_torch_save` (or any torch fi
     try: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e: raise CheckpointError(f"checkpoint {path} cannot be loaded: {type(e).__name__}: {e}") from e
 
-# %% ../nbs/12_engine.ipynb #c035
+# %% ../nbs/12_engine.ipynb #c056
 def list_checkpoints(ckpt_dir) -> list[Path]:
     "Checkpoint entries `ckpt-<step>.pt` in a folder, oldest (lowest step) first."
     d = Path(ckpt_dir)
@@ -321,7 +353,7 @@ def checkpoint_step(path) -> int:
     if not m: raise CheckpointError(f"{path}: not a checkpoint name (ckpt-<step>.pt)")
     return int(m.group(1))
 
-# %% ../nbs/12_engine.ipynb #c036
+# %% ../nbs/12_engine.ipynb #c057
 _VERIFIED: dict = {}  # (path, size, mtime_ns) -> True for checkpoints checked (or written) by this process
 
 def verified(path) -> bool:
@@ -334,6 +366,7 @@ def verified(path) -> bool:
         except CheckpointError: _VERIFIED[key] = False
     return _VERIFIED[key]
 
+# %% ../nbs/12_engine.ipynb #c058
 def quarantine(path, why: str) -> Path:
     "Move a bad checkpoint entry (and its checksum) aside to `<name>.corrupt`, with a warning."
     p = Path(path); dst = p.with_name(p.name + '.corrupt')
@@ -344,7 +377,7 @@ def quarantine(path, why: str) -> Path:
     log.warning(f"checkpoint entry {p} {why}: moved aside to {dst.name}")
     return dst
 
-# %% ../nbs/12_engine.ipynb #c038
+# %% ../nbs/12_engine.ipynb #c060
 def save_checkpoint(state: dict, # the training state (see `training_state`)
                     ckpt_dir, # folder of the run's checkpoints
                     step: int, # global step, used in the file name
@@ -366,7 +399,7 @@ def save_checkpoint(state: dict, # the training state (see `training_state`)
         if not tmp.name.endswith(f'.{os.getpid()}.tmp'): tmp.unlink(missing_ok=True)
     return path
 
-# %% ../nbs/12_engine.ipynb #c039
+# %% ../nbs/12_engine.ipynb #c061
 def load_latest_checkpoint(ckpt_dir, # folder of the run's checkpoints
                            map_location='cpu', # where tensors go
                            move_bad: bool=True, # move entries that fail to load aside (`*.corrupt`)
@@ -386,7 +419,7 @@ def load_latest_checkpoint(ckpt_dir, # folder of the run's checkpoints
     if files: raise CheckpointError(f"no loadable checkpoint in {ckpt_dir}: all of {[p.name for p in files]} are corrupt")
     return None, None
 
-# %% ../nbs/12_engine.ipynb #c047
+# %% ../nbs/12_engine.ipynb #c069
 CKPT_FORMAT = 'hcmtl-train-state'
 
 def training_state(model: nn.Module, # the module to save (DDP/compile wrappers are removed)
@@ -407,6 +440,7 @@ def training_state(model: nn.Module, # the module to save (DDP/compile wrappers 
             'rng': rng if rng is not None else [rng_state()], 'config': config,
             'time': datetime.datetime.now().isoformat(timespec='seconds'), **extra}
 
+# %% ../nbs/12_engine.ipynb #c070
 def restore_training_state(state: dict, model: nn.Module, optimizer=None, scheduler=None, scaler=None,
                            path=None, # the file it came from (for messages)
                           ) -> dict:
@@ -419,14 +453,15 @@ def restore_training_state(state: dict, model: nn.Module, optimizer=None, schedu
     if scaler is not None and state.get('scaler') is not None: scaler.load_state_dict(state['scaler'])
     return {k: v for k, v in state.items() if k not in ('model', 'optimizer', 'scheduler', 'scaler')}
 
+# %% ../nbs/12_engine.ipynb #c071
 def check_weights_only(obj) -> Any:
     "Round-trip `obj` through torch.save / torch.load(weights_only=True); raises if it would not load."
     buf = io.BytesIO(); torch.save(obj, buf); buf.seek(0)
     return torch.load(buf, weights_only=True)
 
-# %% ../nbs/12_engine.ipynb #c050
+# %% ../nbs/12_engine.ipynb #c074
 class CSVLogger:
-    "Append dict rows to a CSV file (and TensorBoard when installed)."
+    "Append dict rows to a CSV file, and their numbers to TensorBoard."
     def __init__(self, path, # the CSV file (created with its folder)
                  tensorboard: bool=True, # also log scalars to TensorBoard (if `tensorboard` is installed)
                 ):
@@ -445,36 +480,44 @@ class CSVLogger:
         "All rows logged so far (values as strings)."
         if not self.path.is_file(): return []
         with open(self.path, newline='') as f: return list(csv.DictReader(f))
-    def _rewrite(self, rows):
-        tmp = self.path.with_name(self.path.name + '.tmp')
-        with open(tmp, 'w', newline='') as f:
-            w = csv.DictWriter(f, self.fields, restval=''); w.writeheader(); w.writerows(rows)
-        os.replace(tmp, self.path)
-    def log(self, row: dict, # column -> value (floats, ints, strings)
-           ):
-        "Append one row."
-        row = {k: (f'{v:.6g}' if isinstance(v, float) else v) for k, v in row.items()}
-        new = [k for k in row if k not in self.fields]
-        if new:
-            old = self.rows(); self.fields = self.fields + new; self._rewrite(old)
-        with open(self.path, 'a', newline='') as f:
-            csv.DictWriter(f, self.fields, restval='').writerow(row)
-        if self.tb is not None and 'step' in row:
-            kind = row.get('kind', 'step')
-            for k, v in row.items():
-                with contextlib.suppress(TypeError, ValueError):
-                    if k not in ('step', 'epoch', 'kind'): self.tb.add_scalar(f'{kind}/{k}', float(v), int(row['step']))
-    def truncate(self, step: int):
-        "Drop rows whose `step` is greater than `step` (after resuming from that step), in TensorBoard too."
-        if self.tb is not None:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb.close(); self.tb = SummaryWriter(str(self.path.parent / 'tensorboard'), purge_step=step + 1)
-        if not self.fields: return
-        self._rewrite([r for r in self.rows() if not r.get('step') or int(float(r['step'])) <= step])
     def close(self):
         if self.tb is not None: self.tb.close()
 
-# %% ../nbs/12_engine.ipynb #c053
+# %% ../nbs/12_engine.ipynb #c075
+@patch
+def _rewrite(self: CSVLogger, rows):
+    tmp = self.path.with_name(self.path.name + '.tmp')
+    with open(tmp, 'w', newline='') as f:
+        w = csv.DictWriter(f, self.fields, restval=''); w.writeheader(); w.writerows(rows)
+    os.replace(tmp, self.path)
+
+@patch
+def log(self: CSVLogger, row: dict, # column -> value (floats, ints, strings)
+       ):
+    "Append one row."
+    row = {k: (f'{v:.6g}' if isinstance(v, float) else v) for k, v in row.items()}
+    new = [k for k in row if k not in self.fields]
+    if new:
+        old = self.rows(); self.fields = self.fields + new; self._rewrite(old)
+    with open(self.path, 'a', newline='') as f:
+        csv.DictWriter(f, self.fields, restval='').writerow(row)
+    if self.tb is not None and 'step' in row:
+        kind = row.get('kind', 'step')
+        for k, v in row.items():
+            with contextlib.suppress(TypeError, ValueError):
+                if k not in ('step', 'epoch', 'kind'): self.tb.add_scalar(f'{kind}/{k}', float(v), int(row['step']))
+
+# %% ../nbs/12_engine.ipynb #c076
+@patch
+def truncate(self: CSVLogger, step: int):
+    "Drop rows whose `step` is greater than `step` (after resuming from that step), in TensorBoard too."
+    if self.tb is not None:
+        from torch.utils.tensorboard import SummaryWriter
+        self.tb.close(); self.tb = SummaryWriter(str(self.path.parent / 'tensorboard'), purge_step=step + 1)
+    if not self.fields: return
+    self._rewrite([r for r in self.rows() if not r.get('step') or int(float(r['step'])) <= step])
+
+# %% ../nbs/12_engine.ipynb #c079
 @patch
 def image(self: CSVLogger, tag: str, # TensorBoard tag
           img, # H×W×3 floats in [0, 1]
@@ -483,7 +526,7 @@ def image(self: CSVLogger, tag: str, # TensorBoard tag
     "Log an image to TensorBoard (nothing without it)."
     if self.tb is not None: self.tb.add_image(tag, torch.as_tensor(img).float().clamp(0, 1), int(step), dataformats='HWC')
 
-# %% ../nbs/12_engine.ipynb #c056
+# %% ../nbs/12_engine.ipynb #c082
 class Throughput:
     "Clips per second and the share of time spent waiting for data, since the last `read`."
     def __init__(self, world_size: int=1): self.world_size = world_size; self.reset()
@@ -502,7 +545,7 @@ class Throughput:
         if reset: self.reset()
         return out
 
-# %% ../nbs/12_engine.ipynb #c059
+# %% ../nbs/12_engine.ipynb #c085
 def progress_enabled(dist_info: DistInfo|None=None) -> bool:
     "Draw a progress bar? Rank 0 only; HCMTL_PROGRESS=1/0 forces it on/off, else only when stderr is a terminal."
     if dist_info is not None and not dist_info.is_main: return False
@@ -510,7 +553,7 @@ def progress_enabled(dist_info: DistInfo|None=None) -> bool:
     if env in ('0', '1'): return env == '1'
     return bool(getattr(sys.stderr, 'isatty', lambda: False)())
 
-# %% ../nbs/12_engine.ipynb #c060
+# %% ../nbs/12_engine.ipynb #c086
 class Progress:
     "A tqdm bar on stderr with a metrics postfix, or nothing."
     def __init__(self, total: int, # steps this bar will count
@@ -533,10 +576,17 @@ class Progress:
         if self.bar is not None: self.bar.close()
         self.bar = None
 
-# %% ../nbs/12_engine.ipynb #c063
+# %% ../nbs/12_engine.ipynb #c089
+CLI_EPILOG = ("Progress: a bar on stderr, drawn only when stderr is a terminal; HCMTL_PROGRESS=1 forces it, "
+              "HCMTL_PROGRESS=0 turns it off. Logs: <run>/log.csv and TensorBoard (tensorboard --logdir <run>/tensorboard). "
+              "Running the same command again with the same --out and config continues the run (scheduler requeue, "
+              "torchrun --max-restarts); another config there is refused, naming the keys that differ.")
+
+# %% ../nbs/12_engine.ipynb #c091
 class Preempted(RuntimeError):
     "Training stopped on a signal after saving a checkpoint."
 
+# %% ../nbs/12_engine.ipynb #c092
 class StopSignal:
     "Context manager: SIGTERM (and others) set `.requested` instead of killing the process."
     def __init__(self, signals=(signal.SIGTERM,)): self.signals, self.requested, self.signame, self._old = signals, False, None, {}
@@ -553,7 +603,7 @@ class StopSignal:
         for s, h in self._old.items(): signal.signal(s, h)
         self._old = {}
 
-# %% ../nbs/12_engine.ipynb #c066
+# %% ../nbs/12_engine.ipynb #c095
 class NonFiniteLossError(FloatingPointError):
     "A loss term became NaN or Inf; the message names the step and the term."
 
@@ -567,10 +617,11 @@ def check_finite(terms: dict, # loss term name -> float or 0-d tensor
         raise NonFiniteLossError(f"non-finite loss at step {step}: {names} (loss term {next(iter(bad))!r}); "
                                  "stopped without saving, the last good checkpoint is kept")
 
-# %% ../nbs/12_engine.ipynb #c069
+# %% ../nbs/12_engine.ipynb #c098
 class DivergedError(NonFiniteLossError):
     "The loss exploded, or the weights or buffers hold NaN/Inf; the message names the step and what."
 
+# %% ../nbs/12_engine.ipynb #c099
 def check_explosion(loss: float, # the step's total loss (rank-averaged)
                     ref: float|None, # the total loss of the run's first step
                     step: int, # the step being taken
@@ -582,7 +633,7 @@ def check_explosion(loss: float, # the step's total loss (rank-averaged)
     raise DivergedError(f"{what} exploded at step {step}: {loss:.4g}, more than {factor:g}× the first step's loss "
                         f"{ref:.4g}; stopped without saving, the last good checkpoint is kept (lower the learning rate)")
 
-# %% ../nbs/12_engine.ipynb #c072
+# %% ../nbs/12_engine.ipynb #c102
 def reduce_step(values: dict, # this rank's loss terms of the step, name -> float
                 step: int, # the step being taken (1-based)
                 stop_requested: bool=False, # this rank was asked to stop (SIGTERM)
@@ -598,7 +649,7 @@ def reduce_step(values: dict, # this rank's loss terms of the step, name -> floa
     n = len(extra)
     return {k: v / world_size for k, v in zip(values, red[2 + n:])}, red[1] > 0, red[2:2 + n]
 
-# %% ../nbs/12_engine.ipynb #c075
+# %% ../nbs/12_engine.ipynb #c105
 def injected_fault(step: int, # the global step just taken
                    kind: str, # 'kill', 'term' or 'nan'
                   ) -> str|None:
@@ -611,20 +662,42 @@ def injected_fault(step: int, # the global step just taken
         if name == kind: return arg or name
     return None
 
+# %% ../nbs/12_engine.ipynb #c106
 def signal_faults(step: int, # the global step just taken
                  ):
     "Kill (SIGKILL) or preempt (SIGTERM) this process after `step` when `HCMTL_FAULT` asks for it."
     if injected_fault(step, 'kill'): os.kill(os.getpid(), signal.SIGKILL)
     if injected_fault(step, 'term'): os.kill(os.getpid(), signal.SIGTERM)
 
-# %% ../nbs/12_engine.ipynb #c078
+# %% ../nbs/12_engine.ipynb #c109
 def nonfinite_tensors(model: nn.Module) -> list[str]:
     "Names of the floating-point parameters and buffers of `model` holding NaN or Inf."
     m = unwrap(model)
     named = [*m.named_parameters(), *m.named_buffers()]
     return [k for k, v in named if v.is_floating_point() and not bool(torch.isfinite(v.detach()).all())]
 
-# %% ../nbs/12_engine.ipynb #c081
+# %% ../nbs/12_engine.ipynb #c110
+def weight_scale(model: nn.Module) -> float:
+    "The largest magnitude of any floating-point parameter or buffer (BatchNorm statistics) of `model`."
+    m = unwrap(model)
+    ts = [t for t in (*m.parameters(), *m.buffers()) if t.is_floating_point() and t.numel()]
+    return max((float(t.detach().abs().max()) for t in ts), default=0.0)
+
+def check_state(model: nn.Module, # the model about to be saved
+                step: int, # the global step
+                ref_scale: float|None=None, # `weight_scale` at the start of the run
+                factor: float=1e6, # growth that counts as exploded (relative to max(1, ref_scale))
+               ):
+    "Raise `DivergedError` (on every rank) if weights/buffers are non-finite or the weights exploded."
+    bad, scale = nonfinite_tensors(model), weight_scale(model)
+    blown = ref_scale is not None and scale > factor * max(1.0, ref_scale)
+    if not any_rank(bool(bad) or blown)[0]: return
+    what = (f"non-finite weights or buffers: {', '.join(bad[:5])}" if bad else
+            f"weights exploded: largest |value| {scale:.3g}, {ref_scale:.3g} at the start" if blown else "on another rank")
+    raise DivergedError(f"diverged at step {step}, {what}; checkpoint not written, the last good one is kept "
+                        "(lower the learning rate)")
+
+# %% ../nbs/12_engine.ipynb #c113
 RUN_FILE, LOCK_FILE = 'run.json', '.lock'
 
 class RunDirError(FileExistsError):
@@ -638,7 +711,7 @@ def run_kind(run) -> str|None:
     if (r / 'config.yaml').is_file(): return 'pretrain'
     return None
 
-# %% ../nbs/12_engine.ipynb #c083
+# %% ../nbs/12_engine.ipynb #c115
 def _plain(d): return json.loads(json.dumps(d, default=str))
 
 def config_diff(old: dict, new: dict, ignore=('out',), prefix: str='') -> list[str]:
@@ -652,11 +725,12 @@ def config_diff(old: dict, new: dict, ignore=('out',), prefix: str='') -> list[s
         elif a != b: out.append(f'{prefix}{k}: {a!r} → {b!r}')
     return out
 
-# %% ../nbs/12_engine.ipynb #c086
+# %% ../nbs/12_engine.ipynb #c118
 def _names(r: Path) -> str:
     names = sorted(p.name for p in r.iterdir() if p.name != LOCK_FILE)
     return ', '.join(names[:6]) + (', ...' if len(names) > 6 else '')
 
+# %% ../nbs/12_engine.ipynb #c119
 def check_run_dir(run, # the directory asked for (--out)
                   kind: str, # this run's kind, e.g. 'pretrain'
                   config: dict, # this run's config as a plain dict
@@ -681,13 +755,14 @@ def check_run_dir(run, # the directory asked for (--out)
                           f"settings to continue it, continue it with the new ones with --resume {r}, or choose another --out")
     return True
 
-# %% ../nbs/12_engine.ipynb #c089
+# %% ../nbs/12_engine.ipynb #c122
 def _pid_alive(pid) -> bool:
     try: os.kill(int(pid), 0)
     except ProcessLookupError: return False
     except (PermissionError, ValueError, TypeError): return True
     return True
 
+# %% ../nbs/12_engine.ipynb #c123
 class RunLock:
     "Exclusive use of a run directory by one process (rank 0), through `<run>/.lock`."
     def __init__(self, run): self.path, self.held = Path(run) / LOCK_FILE, False
@@ -698,7 +773,7 @@ class RunLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/12_engine.ipynb #c090
+# %% ../nbs/12_engine.ipynb #c124
 @patch
 def acquire(self: RunLock):
     "Take the lock; `RunDirError` naming the holder's pid if a live process holds it."
@@ -717,13 +792,14 @@ def acquire(self: RunLock):
         raise RunDirError(f"{self.path.parent}: could not take the lock {self.path}")
     finally: tmp.unlink(missing_ok=True)
 
+# %% ../nbs/12_engine.ipynb #c125
 @patch
 def release(self: RunLock):
     "Remove the lock if this process holds it."
     if self.held and (self.holder() or {}).get('pid') == os.getpid(): self.path.unlink(missing_ok=True)
     self.held = False
 
-# %% ../nbs/12_engine.ipynb #c093
+# %% ../nbs/12_engine.ipynb #c128
 def on_main(fn, # called on rank 0 only
             dist_info: DistInfo|None=None, # this process's place in the job
            ):
@@ -736,7 +812,7 @@ def on_main(fn, # called on rank 0 only
     if err is not None: raise err
     return res
 
-# %% ../nbs/12_engine.ipynb #c096
+# %% ../nbs/12_engine.ipynb #c131
 class RunDir:
     "The run directory of one run: checked, created, locked; removed again if the run fails before it starts."
     def __init__(self, out, # directory asked for (None: <cfg.out>/<kind>-<time>-<hash>)
@@ -751,7 +827,7 @@ class RunDir:
         self.identity, self.name, self.created, self.started, self.lock = identity or {}, name or kind, False, False, None
         self.path, self.existing = None, False
 
-# %% ../nbs/12_engine.ipynb #c097
+# %% ../nbs/12_engine.ipynb #c132
 @patch
 def _open(self: RunDir) -> tuple:
     "Rank 0: check, create and lock; returns (path, continues an existing run)."
@@ -767,25 +843,28 @@ def _open(self: RunDir) -> tuple:
     self.lock = RunLock(path).acquire()
     return str(path), existing
 
+# %% ../nbs/12_engine.ipynb #c133
 @patch
 def __enter__(self: RunDir):
     path, self.existing = on_main(self._open, self.di)
     self.path = Path(path)
     return self
 
+# %% ../nbs/12_engine.ipynb #c134
 @patch
 def __exit__(self: RunDir, et, e, tb):
     if self.lock is not None: self.lock.release()
     if et is not None and self.created and not self.started and self.path is not None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-# %% ../nbs/12_engine.ipynb #c098
+# %% ../nbs/12_engine.ipynb #c135
 def installed_packages() -> dict:
     "Every installed distribution and its version (what `pip freeze` lists)."
     from importlib import metadata
     got = {d.metadata['Name']: d.version for d in metadata.distributions() if d.metadata['Name']}
     return dict(sorted(got.items(), key=lambda kv: kv[0].lower()))
 
+# %% ../nbs/12_engine.ipynb #c136
 @patch
 def start(self: RunDir, env: dict|None=None, # added to environment.json (e.g. {'precision': 'bf16'})
          ):
@@ -797,18 +876,19 @@ def start(self: RunDir, env: dict|None=None, # added to environment.json (e.g. {
             log.warning(f"{self.path}: continuing with a changed configuration "
                         f"({'; '.join(config_diff(old, config_to_dict(cfg))[:8])}); config.yaml is updated")
         save_config(cfg, self.path / 'config.yaml')
-        rec = {**environment_record(), 'installed': installed_packages(), **(env or {})}
-        atomic_write_bytes(json.dumps(rec, indent=2, default=str).encode(), self.path / 'environment.json')
+        if not (self.existing and (self.path / 'environment.json').is_file()):  # a continued run keeps its record
+            rec = {**environment_record(), 'installed': installed_packages(), **(env or {})}
+            atomic_write_bytes(json.dumps(rec, indent=2, default=str).encode(), self.path / 'environment.json')
         run = {'kind': self.kind, 'identity': _plain(self.identity), 'config_hash': config_hash(self.cfg)}
         atomic_write_bytes(json.dumps(run, indent=2).encode(), self.path / RUN_FILE)
     on_main(write, self.di)
     self.started = True
     return self
 
-# %% ../nbs/12_engine.ipynb #c102
+# %% ../nbs/12_engine.ipynb #c140
 class Meters:
     "Running sums of step values over the current log window and epoch (means, except `sum_keys`)."
-    def __init__(self, state: dict|None=None, sum_keys=('skipped',)):
+    def __init__(self, state: dict|None=None, sum_keys=('skipped', 'short')):
         self.win, self.ep = (dict(state['win']), dict(state['ep'])) if state else ({}, {})
         self.sum_keys = tuple(sum_keys)
     def add(self, values: dict):
@@ -821,21 +901,21 @@ class Meters:
     def pop_epoch(self) -> dict: m = self._mean(self.ep); self.ep = {}; return m
     def state(self) -> dict: return {'win': dict(self.win), 'ep': dict(self.ep)}
 
-# %% ../nbs/12_engine.ipynb #c105
+# %% ../nbs/12_engine.ipynb #c143
 class Task:
     "What `fit` trains; subclasses set the live objects and override the hooks."
     generators: dict = {}  # named torch.Generators saved with the RNG states
-    sum_keys = ('skipped',)  # logged values that are summed, not averaged
+    sum_keys = ('skipped', 'short')  # logged values that are summed, not averaged
     def step(self, batch, net) -> dict: raise NotImplementedError
     def counts(self, batch) -> dict: return {}
     def end_epoch(self, loop) -> dict: return {}
     def state(self) -> dict: return {}
     def load_state(self, state: dict): pass
-    def is_complete(self, run) -> bool: return False
+    def is_complete(self, loop) -> bool: return False
     def after_log(self, loop): pass
     def finish(self, loop): pass
 
-# %% ../nbs/12_engine.ipynb #c107
+# %% ../nbs/12_engine.ipynb #c145
 @dataclass
 class Loop:
     "The state of a run inside `fit`."
@@ -846,30 +926,29 @@ class Loop:
     step: int = 0
     meters: Any = None
     ref_loss: float|None = None  # total loss of the first step
+    ref_scale: float|None = None  # largest weight magnitude at the start of the run
     logger: Any = None  # a CSVLogger on rank 0
     stopped: bool = False
     last_saved: int = -1
     @property
     def ckpt_dir(self) -> Path: return self.run / 'checkpoints'
 
-# %% ../nbs/12_engine.ipynb #c109
+# %% ../nbs/12_engine.ipynb #c147
 def save_loop(task: Task, loop: Loop, config: dict|None=None):
     "Write a checkpoint of `task` at `loop.step` (rank 0, after gathering every rank's RNG state)."
     di = task.dist
-    bad = nonfinite_tensors(task.model)
-    if any_rank(bool(bad))[0]:
-        raise DivergedError(f"non-finite weights or buffers at step {loop.step}: {', '.join(bad[:5]) or 'on another rank'}; "
-                            f"checkpoint not written, the last good one is kept (lower the learning rate)")
+    check_state(task.model, loop.step, loop.ref_scale)
     rngs = gather_objects(rng_state(task.generators))
     if di.is_main:
         st = training_state(task.model, task.optimizer, task.scheduler, getattr(task, 'scaler', None), loop.epoch,
                             loop.step_in_epoch, loop.step, rngs, config, meters=loop.meters.state(), ref_loss=loop.ref_loss,
+                            ref_scale=loop.ref_scale,
                             task=task.state(), world_size=di.world_size, steps_per_epoch=task.steps_per_epoch,
                             samples_in_epoch=loop.step_in_epoch * task.batch_size)
         save_checkpoint(st, loop.ckpt_dir, loop.step, loop.tc.keep_last)
     loop.last_saved = loop.step
 
-# %% ../nbs/12_engine.ipynb #c110
+# %% ../nbs/12_engine.ipynb #c148
 def restore_loop(task: Task, loop: Loop) -> Loop:
     "Load the newest good checkpoint of `loop.run` into `task` and `loop` (nothing to do without one)."
     di = task.dist
@@ -878,6 +957,7 @@ def restore_loop(task: Task, loop: Loop) -> Loop:
     info = restore_training_state(state, task.model, task.optimizer, task.scheduler, getattr(task, 'scaler', None), path)
     loop.epoch, loop.step_in_epoch, loop.step = info['epoch'], info['step_in_epoch'], info['global_step']
     loop.meters, loop.ref_loss = Meters(info.get('meters'), task.sum_keys), info.get('ref_loss')
+    loop.ref_scale = info.get('ref_scale')
     task.load_state(info.get('task') or {})
     if len(info['rng']) == di.world_size and info.get('steps_per_epoch') == task.steps_per_epoch:
         set_rng_state(info['rng'][di.rank], task.generators)
@@ -887,7 +967,7 @@ def restore_loop(task: Task, loop: Loop) -> Loop:
     if loop.step_in_epoch >= task.steps_per_epoch: loop.epoch, loop.step_in_epoch = loop.epoch + 1, 0
     return loop
 
-# %% ../nbs/12_engine.ipynb #c112
+# %% ../nbs/12_engine.ipynb #c150
 def train_step(task: Task, loop: Loop, batch, net, stop_requested: bool) -> dict:
     "One optimisation step; returns the rank-averaged values (loss terms and counts) of the step."
     out = task.step(batch, net)
@@ -901,18 +981,22 @@ def train_step(task: Task, loop: Loop, batch, net, stop_requested: bool) -> dict
     if loop.ref_loss is None: loop.ref_loss = means['loss']
     check_explosion(means['loss'], loop.ref_loss, loop.step + 1)
     task.optimizer.zero_grad(set_to_none=True)
-    out['loss'].backward()
-    task.optimizer.step(); task.scheduler.step()
+    scaler = getattr(task, 'scaler', None)  # fp16: a GradScaler (a pass-through for bf16 and fp32)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(out['loss']).backward(); scaler.step(task.optimizer); scaler.update()
+    else: out['loss'].backward(); task.optimizer.step()
+    task.scheduler.step()
     loop.step += 1; loop.step_in_epoch += 1
     return {**means, **dict(zip(counts, summed))}
 
-# %% ../nbs/12_engine.ipynb #c114
+# %% ../nbs/12_engine.ipynb #c152
 def log_window(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
     "The `kind=step` row of the current log window (written on rank 0)."
     row = {'kind': 'step', 'epoch': loop.epoch, 'step': loop.step, **loop.meters.pop_window(), 'lr': lr, **rate}
     if loop.logger: loop.logger.log(row)
     return row
 
+# %% ../nbs/12_engine.ipynb #c153
 def log_epoch(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
     "The `kind=epoch` row: the epoch's means, the task's end-of-epoch columns (e.g. validation)."
     row = {'kind': 'epoch', 'epoch': loop.epoch, 'step': loop.step, **loop.meters.pop_epoch(), 'lr': lr,
@@ -925,7 +1009,7 @@ def log_epoch(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
     if loop.logger: loop.logger.log(row)
     return row
 
-# %% ../nbs/12_engine.ipynb #c116
+# %% ../nbs/12_engine.ipynb #c155
 def fit(task: Task, # what to train
         run, # the run directory (see `RunDir`)
         tc, # TrainConfig: log_every, ckpt_every, keep_last, compile
@@ -934,9 +1018,10 @@ def fit(task: Task, # what to train
     "Train `task` in `run` from its newest good checkpoint (if any) to `task.last_step`; returns the final `Loop`."
     di = task.dist
     loop = restore_loop(task, Loop(Path(run), tc, meters=Meters(sum_keys=task.sum_keys)))
-    if task.is_complete(loop.run):
+    if task.is_complete(loop):
         if di.is_main: log.info(f"{run} is already complete at step {loop.step}")
         return loop
+    if loop.ref_scale is None: loop.ref_scale = weight_scale(task.model)
     loop.logger = CSVLogger(loop.run / 'log.csv') if di.is_main else None
     if loop.logger: loop.logger.truncate(loop.step)
     net = task.model
@@ -951,11 +1036,12 @@ def fit(task: Task, # what to train
         raise Preempted(f"stopped by a signal at step {loop.step}; checkpoint saved in {loop.ckpt_dir}; continue by "
                         f"running the same command again (or with --resume {run})")
     if loop.last_saved != loop.step and loop.step > 0: save_loop(task, loop, config)
+    check_state(task.model, loop.step, loop.ref_scale)
     task.finish(loop)
     barrier()
     return loop
 
-# %% ../nbs/12_engine.ipynb #c117
+# %% ../nbs/12_engine.ipynb #c156
 def _epochs(task: Task, loop: Loop, net, config):
     "The epochs of `fit`, from where `loop` stands."
     tc, di = loop.tc, task.dist

@@ -6,40 +6,39 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/finetune.html.md"""
 
 # %% ../nbs/14_finetune.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, dataclasses, hashlib, json, logging, math, os, signal, sys, time
+import argparse, dataclasses, hashlib, json, logging, os, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from .core import (IMAGENET_MEAN, IMAGENET_STD, Config, ConfigError, ModelConfig, apply_overrides, config_hash,
-                        config_to_dict, default_workers, get_device, get_preset, load_config, make_run_dir,
-                        save_config, seed_everything, validate)
-from .engine import (CheckpointError, CSVLogger, DistInfo, NonFiniteLossError, Preempted, Progress, StopSignal,
-                          Throughput, atomic_torch_save, atomic_write_bytes, autocast, barrier, broadcast_object,
-                          check_finite, cleanup_distributed, configure_backends, gather_objects, injected_fault,
-                          list_checkpoints, load_latest_checkpoint, load_verified, make_loader, make_sampler,
-                          make_scheduler, maybe_compile, progress_enabled, restore_training_state, rng_state,
-                          save_checkpoint, scaled_lr, set_rng_state, setup_distributed, sum_ranks, to_channels_last,
-                          training_state, unwrap, use_channels_last, reduce_step, signal_faults)
+                        config_to_dict, default_workers, get_device, get_preset, load_config, resolve_recipe,
+                        seed_everything, validate, world_root)
+from .accel import describe_precision, grad_scaler, precision_of
+from .engine import (CLI_EPILOG, CheckpointError, DistInfo, NonFiniteLossError, Preempted, Progress, RunDir,
+                          RunDirError, Task, atomic_torch_save, atomic_write_bytes, autocast, barrier, base_lr,
+                          broadcast_object, cleanup_distributed, configure_backends, fit, gather_objects, load_verified,
+                          make_loader, make_sampler, on_main, progress_enabled, run_kind, schedule_for, setup_distributed,
+                          to_channels_last, use_channels_last, write_json)
 from .datasets import ClipDataset, VideoClipsDataset, build_splits
 from .transforms import ClipAugment, normalize_clip
 from .model import HCMTLClassifier
 from .backbones import read_state_dict
-from .teachers import find_world
 from .metrics import (AVERAGES, RECALL_KS, classification_report, linear_probe, load_cached_features,
                            retrieval_recall, save_cached_features, video_scores, write_predictions)
 
 # %% auto #0
-__all__ = ['log', 'DOWNSTREAM', 'FINETUNE_CROP_SCALE', 'ARCH_FIELDS', 'finetune_data', 'downstream_root', 'PretrainedEncoder',
-           'load_pretrained', 'finetune_model_config', 'build_classifier', 'predict_videos', 'evaluate',
-           'video_features', 'Finetuning', 'build_finetuning', 'finetune_step', 'better', 'finetune', 'read_metrics',
-           'metrics_row', 'evaluate_run', 'finetune_cli', 'eval_cli']
+__all__ = ['log', 'DOWNSTREAM', 'FINETUNE_CROP_SCALE', 'ARCH_FIELDS', 'finetune_data', 'downstream_root', 'ensure_world',
+           'PretrainedEncoder', 'load_pretrained', 'finetune_model_config', 'build_classifier', 'Readable',
+           'collate_readable', 'predict_videos', 'evaluate', 'video_features', 'Finetuning', 'build_finetuning',
+           'finetune_step', 'better', 'run_metrics', 'finetune_config', 'finetune', 'read_metrics', 'metrics_row',
+           'evaluate_run', 'finetune_parser', 'finetune_cli', 'eval_cli']
 
 # %% ../nbs/14_finetune.ipynb #c005
 log = logging.getLogger('hcmtl.finetune')
@@ -63,7 +62,7 @@ def downstream_root(cfg: Config, # its data.root (a world or a dataset root) and
                    ) -> Path:
     "The root of a downstream dataset: `<world>/<dataset>` for a synthetic world, else `cfg.data.root`."
     if dataset not in DOWNSTREAM: raise ConfigError(f"unknown downstream dataset {dataset!r}; choose from {DOWNSTREAM}")
-    base = Path(cfg.data.root) if cfg.data.root else (find_world(cfg.preset) or Path('data') / 'synth' / cfg.preset)
+    base = world_root(cfg)
     root = base / dataset if (base / dataset).is_dir() else base
     if not root.is_dir():
         raise FileNotFoundError(f"{dataset} data not found at {root}: pass --data <world or {dataset} root>, "
@@ -71,6 +70,17 @@ def downstream_root(cfg: Config, # its data.root (a world or a dataset root) and
     return root
 
 # %% ../nbs/14_finetune.ipynb #c013
+def ensure_world(cfg: Config) -> Path|None:
+    "Generate the preset's default synthetic world when `data.root` is unset and it is missing; its path (None for real data)."
+    if cfg.data.root or cfg.preset == 'paper': return None
+    world = world_root(cfg).absolute()
+    if not (world / 'world.json').is_file():
+        log.warning(f"no synthetic world for preset {cfg.preset!r}: generating it in {world} (as hcmtl-reproduce does)")
+        from hcmtl.synth import generate_world
+        generate_world(cfg, world, progress=progress_enabled())
+    return world
+
+# %% ../nbs/14_finetune.ipynb #c015
 @dataclass
 class PretrainedEncoder:
     "Pretrained encoder weights and what they were trained with ('none' for random init)."
@@ -83,6 +93,7 @@ class PretrainedEncoder:
     @property
     def scratch(self) -> bool: return self.state_dict is None
 
+# %% ../nbs/14_finetune.ipynb #c016
 def load_pretrained(pretrained, # pretraining run dir, encoder.pt, or 'none'/None
                    ) -> PretrainedEncoder:
     "Read a pretrained encoder (or the from-scratch marker)."
@@ -105,7 +116,7 @@ def load_pretrained(pretrained, # pretraining run dir, encoder.pt, or 'none'/Non
     if model is None: log.warning(f"{f}: no model settings recorded; the architecture comes from the config")
     return PretrainedEncoder(str(f), state, model, meta, hashlib.sha256(f.read_bytes()).hexdigest())
 
-# %% ../nbs/14_finetune.ipynb #c015
+# %% ../nbs/14_finetune.ipynb #c018
 ARCH_FIELDS = ('backbone', 'width', 'split_at', 'variant', 'emb_dim', 'decoder_channels')
 
 def finetune_model_config(mcfg: ModelConfig, # the run's model settings (dropout; the architecture when unknown)
@@ -126,6 +137,7 @@ def finetune_model_config(mcfg: ModelConfig, # the run's model settings (dropout
         d['weights'] = None  # the pretrained weights replace any backbone initialisation
     return ModelConfig(**d)
 
+# %% ../nbs/14_finetune.ipynb #c019
 def build_classifier(mcfg: ModelConfig, # architecture + dropout
                      num_classes: int, # action classes
                      pre: PretrainedEncoder, # weights to load (none: random init)
@@ -136,7 +148,30 @@ def build_classifier(mcfg: ModelConfig, # architecture + dropout
     if not pre.scratch: report.update(model.load_encoder(pre.state_dict))
     return model, report
 
-# %% ../nbs/14_finetune.ipynb #c019
+# %% ../nbs/14_finetune.ipynb #c023
+class Readable(Dataset):
+    "Item `k` of `dataset` as itself or as {'ok': False, 'error': reason}: no substitution."
+    def __init__(self, dataset, positions): self.dataset, self.positions = dataset, list(positions)
+    def __len__(self): return len(self.positions)
+    def __getitem__(self, k):
+        j = self.positions[k]
+        try: item = self.dataset.load(j) if hasattr(self.dataset, 'load') else self.dataset[j]
+        except Exception as e: return {'ok': False, 'pos': j, 'error': f'{type(e).__name__}: {getattr(e, "reason", e)}'}
+        return {'clips': item['clips'], 'label': item['label'], 'ok': True, 'pos': j}
+
+# %% ../nbs/14_finetune.ipynb #c024
+def collate_readable(items: list) -> dict:
+    "Collate the readable items; the others go to 'bad' as (position, reason)."
+    good = [i for i in items if i['ok']]
+    out = torch.utils.data.default_collate([{k: i[k] for k in ('clips', 'label', 'pos')} for i in good]) if good else {}
+    return {**out, 'bad': [(i['pos'], i['error']) for i in items if not i['ok']]}
+
+# %% ../nbs/14_finetune.ipynb #c025
+def _item_path(dataset, j) -> str:
+    items = getattr(dataset, 'items', None)
+    return str(items[j].path) if items is not None else f'item {j}'
+
+# %% ../nbs/14_finetune.ipynb #c026
 @torch.no_grad()
 def predict_videos(fn, # maps normalised clips B×3×T×H×W to B×K (logits or features)
                    dataset, # items {'clips': uint8 N×3×T×H×W, 'label': int}
@@ -144,42 +179,49 @@ def predict_videos(fn, # maps normalised clips B×3×T×H×W to B×K (logits or 
                    mean=IMAGENET_MEAN, std=IMAGENET_STD, # normalisation
                    batch_videos: int=4, # videos per forward pass (× N clips)
                    num_workers: int=0, # DataLoader workers
-                   amp: bool=False, # bf16 autocast on CUDA
+                   amp: bool|str=False, # precision of autocast (False = fp32)
                    channels_last: bool=False, # channels_last_3d inputs
                    dist_info: DistInfo|None=None, # this process's share of the videos
                    progress: bool=False, # show a progress bar
                   ) -> dict:
-    "Outputs of every clip of every video: {'scores': V×N×K float, 'labels': V}."
-    di = dist_info or DistInfo()
-    device = torch.device(device)
-    positions = list(range(di.rank, len(dataset), di.world_size))
-    loader = DataLoader(Subset(dataset, positions), batch_size=batch_videos, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == 'cuda')
-    outs, labels = [], []
-    bar = Progress(len(loader), progress)
+    "Outputs of every clip of every readable video: {'scores': V×N×K, 'labels': V, 'positions': V, 'skipped': [...]}."
+    di, device = dist_info or DistInfo(), torch.device(device)
+    loader = DataLoader(Readable(dataset, range(di.rank, len(dataset), di.world_size)), batch_size=batch_videos,
+                        num_workers=num_workers, pin_memory=device.type == 'cuda', collate_fn=collate_readable)
+    outs, labels, pos, bad = [], [], [], []
+    bar = Progress(len(loader), progress, 'scoring')
     for b in loader:
-        clips = b['clips']; B, N = clips.shape[:2]
-        x = normalize_clip(clips.flatten(0, 1).to(device, non_blocking=True), mean, std)
-        with autocast(device, amp): y = fn(to_channels_last(x, channels_last))
-        outs.append(y.float().reshape(B, N, -1).cpu()); labels.append(torch.as_tensor(b['label']).long())
+        bad += [{'path': _item_path(dataset, j), 'reason': r} for j, r in b['bad']]
+        if 'clips' in b:
+            clips = b['clips']; B, N = clips.shape[:2]
+            x = normalize_clip(clips.flatten(0, 1).to(device, non_blocking=True), mean, std)
+            with autocast(device, amp): y = fn(to_channels_last(x, channels_last))
+            outs.append(y.float().reshape(B, N, -1).cpu()); labels.append(b['label'].long()); pos += b['pos'].tolist()
         bar.update()
     bar.close()
-    parts = gather_objects((positions, torch.cat(outs) if outs else None, torch.cat(labels) if labels else None))
-    order, scores, labs = [], [], []
-    for pos, s, l in parts:
-        if s is None: continue
-        order += pos; scores.append(s); labs.append(l)
-    idx = torch.as_tensor(order).argsort()
-    return {'scores': torch.cat(scores)[idx], 'labels': torch.cat(labs)[idx]}
+    return _gather_scores(pos, outs, labels, bad)
 
-# %% ../nbs/14_finetune.ipynb #c023
+# %% ../nbs/14_finetune.ipynb #c028
+def _gather_scores(pos: list, outs: list, labels: list, bad: list) -> dict:
+    parts = gather_objects((pos, torch.cat(outs) if outs else None, torch.cat(labels) if labels else None, bad))
+    order, scores, labs, skipped = [], [], [], []
+    for p, s, l, b in parts:
+        skipped += b
+        if s is not None: order += p; scores.append(s); labs.append(l)
+    for s in skipped: log.warning(f"unreadable video dropped from the evaluation: {s['path']} ({s['reason']})")
+    if not scores: raise ValueError(f"no video could be read: all {len(skipped)} failed (first: {skipped[:1]})")
+    idx = torch.as_tensor(order).argsort()
+    return {'scores': torch.cat(scores)[idx], 'labels': torch.cat(labs)[idx], 'positions': torch.as_tensor(order)[idx].tolist(),
+            'skipped': sorted(skipped, key=lambda s: s['path'])}
+
+# %% ../nbs/14_finetune.ipynb #c032
 def evaluate(model: nn.Module, # a classifier of normalised clips
              items: list, # VideoItems to score
              dcfg, # DataConfig (clip length, size, normalisation, test_clips, backend)
              classes: list, # class names
              clips: int|None=None, # clips per video (default dcfg.test_clips)
              average: str='logits', # clip averaging: 'logits' (RSPNet) or 'softmax'
-             device='cpu', batch_videos: int|None=None, num_workers: int=0, amp: bool=False,
+             device='cpu', batch_videos: int|None=None, num_workers: int=0, amp: bool|str=False,
              channels_last: bool=False, dist_info: DistInfo|None=None, progress: bool=False,
             ) -> dict:
     "Test metrics of a classifier: {'report': classification_report, 'scores': V×N×C, 'labels', 'paths'}."
@@ -193,40 +235,40 @@ def evaluate(model: nn.Module, # a classifier of normalised clips
     finally: model.train(was_training)
     rep = classification_report(p['scores'], p['labels'], classes, average)
     rep['video']['loss'] = F.cross_entropy(video_scores(p['scores']), p['labels']).item()
-    return {'report': rep, 'scores': p['scores'], 'labels': p['labels'], 'paths': [i.path for i in ds.items]}
+    rep.update(skipped_videos=len(p['skipped']), skipped=p['skipped'])
+    return {'report': rep, 'scores': p['scores'], 'labels': p['labels'], 'paths': [ds.items[j].path for j in p['positions']]}
 
-# %% ../nbs/14_finetune.ipynb #c025
+# %% ../nbs/14_finetune.ipynb #c034
 def video_features(encoder: nn.Module, # has .features(x) -> B×D
                    items: list, # VideoItems
                    dcfg, # DataConfig
                    clips: int|None=None, # clips averaged per video (default dcfg.test_clips)
                    cache=None, # file to cache the features in (None: no cache)
                    fingerprint: dict|None=None, # what the features depend on (beyond the item list)
-                   device='cpu', batch_videos: int|None=None, num_workers: int=0, amp: bool=False,
+                   device='cpu', batch_videos: int|None=None, num_workers: int=0, amp: bool|str=False,
                    dist_info: DistInfo|None=None, progress: bool=False,
                   ) -> dict:
-    "{'features': V×D, 'labels': V}: each video's pooled representation, averaged over its clips."
+    "{'features': V×D, 'labels': V, 'paths', 'skipped'}: each readable video's pooled representation, averaged over its clips."
     di, n = dist_info or DistInfo(), clips or dcfg.test_clips
     fp = {**(fingerprint or {}), 'clips': n, 'clip_len': dcfg.clip_len, 'size': dcfg.size,
           'mean': list(dcfg.mean), 'std': list(dcfg.std), 'decode_short_side': dcfg.decode_short_side,
           'items': hashlib.sha256('\n'.join(f'{i.path}\t{i.label}' for i in items).encode()).hexdigest()}
-    got = load_cached_features(cache, fp) if (cache is not None and di.is_main) else None
-    got = broadcast_object(got)
+    got = broadcast_object(load_cached_features(cache, fp) if (cache is not None and di.is_main) else None)
     if got is not None: return got
-    was_training = encoder.training
+    was_training, ds = encoder.training, VideoClipsDataset(items, dcfg, n_clips=n)
     encoder.eval()
-    try:
-        p = predict_videos(encoder.features, VideoClipsDataset(items, dcfg, n_clips=n), device, dcfg.mean, dcfg.std,
-                           batch_videos or max(1, 64 // n), num_workers, amp, False, di, progress)
+    try: p = predict_videos(encoder.features, ds, device, dcfg.mean, dcfg.std, batch_videos or max(1, 64 // n),
+                            num_workers, amp, False, di, progress)
     finally: encoder.train(was_training)
-    out = {'features': p['scores'].mean(1), 'labels': p['labels']}
+    out = {'features': p['scores'].mean(1), 'labels': p['labels'], 'paths': [str(ds.items[j].path) for j in p['positions']],
+           'skipped': p['skipped']}
     if cache is not None and di.is_main: save_cached_features(cache, out, fp)
     return out
 
-# %% ../nbs/14_finetune.ipynb #c027
+# %% ../nbs/14_finetune.ipynb #c036
 @dataclass
-class Finetuning:
-    "Everything a fine-tuning step needs."
+class Finetuning(Task):
+    "Everything a fine-tuning step needs: the task `fit` runs."
     cfg: Config
     dist: DistInfo
     dataset: str  # 'ucf101' or 'hmdb51'
@@ -245,11 +287,22 @@ class Finetuning:
     total_steps: int
     last_step: int
     channels_last: bool
+    scaler: object = None  # the GradScaler of fp16 (a pass-through otherwise)
+    best: dict|None = None  # the selected validation result so far
+    history: list = field(default_factory=list)  # every validation result
+    run: Path|None = None  # the run directory (best.pt goes there)
     @property
     def device(self) -> torch.device: return self.dist.device
     @property
     def classes(self) -> list: return self.splits['classes']
+    @property
+    def epochs(self) -> int: return self.cfg.finetune.epochs
+    @property
+    def batch_size(self) -> int: return self.cfg.finetune.batch_size
+    @property
+    def generators(self) -> dict: return {'augment': self.augment.generator}
 
+# %% ../nbs/14_finetune.ipynb #c037
 def build_finetuning(cfg: Config, # the run's configuration (fine-tuning augmentation already applied)
                      dataset: str, # 'ucf101' or 'hmdb51'
                      pre: PretrainedEncoder, # the encoder to start from
@@ -274,16 +327,16 @@ def build_finetuning(cfg: Config, # the run's configuration (fine-tuning augment
     model.to(dev)
     cl = use_channels_last(dev, tc.channels_last)
     to_channels_last(model, cl)
-    optimizer = torch.optim.SGD(model.parameters(), lr=scaled_lr(tc.lr, tc.batch_size * di.world_size),
+    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr(tc, tc.batch_size * di.world_size),
                                 momentum=tc.momentum, weight_decay=tc.weight_decay)
-    total = tc.epochs * spe
-    scheduler = make_scheduler(optimizer, total, round(tc.warmup_epochs * spe), tc.min_lr_ratio)
+    scheduler, total = schedule_for(optimizer, tc, spe), tc.epochs * spe
     seed_everything(cfg.seed + 1 + di.rank)  # per-rank streams from here on
     augment = ClipAugment(cfg.data, seed=cfg.seed * 1000 + di.rank).to(dev)
     return Finetuning(cfg, di, dataset, root, splits, pre, report, train_set, sampler, loader, model, optimizer,
-                      scheduler, augment, spe, total, min(total, tc.max_steps) if tc.max_steps else total, cl)
+                      scheduler, augment, spe, total, min(total, tc.max_steps) if tc.max_steps else total, cl,
+                      scaler=grad_scaler(dev, precision_of(tc)))
 
-# %% ../nbs/14_finetune.ipynb #c029
+# %% ../nbs/14_finetune.ipynb #c039
 def finetune_step(f: Finetuning, # from `build_finetuning`
                   batch: dict, # a collated `ClipDataset` batch
                   net: nn.Module|None=None, # the module to call (DDP wrapper under torchrun)
@@ -291,12 +344,16 @@ def finetune_step(f: Finetuning, # from `build_finetuning`
     "Forward pass of one fine-tuning step: {'loss': cross-entropy, 'acc': batch top-1 (no grad)}."
     x = f.augment(batch['clip'].to(f.device, non_blocking=True), train=True)
     y = batch['label'].to(f.device, non_blocking=True)
-    with autocast(f.device, f.cfg.finetune.amp):
+    with autocast(f.device, precision_of(f.cfg.finetune)):
         logits = (net or f.model)(to_channels_last(x, f.channels_last))
     loss = F.cross_entropy(logits.float(), y)
     return {'loss': loss, 'acc': (logits.detach().argmax(1) == y).float().mean() * 100}
 
-# %% ../nbs/14_finetune.ipynb #c031
+# %% ../nbs/14_finetune.ipynb #c040
+@patch
+def step(self: Finetuning, batch, net): return finetune_step(self, batch, net)
+
+# %% ../nbs/14_finetune.ipynb #c042
 def better(new: dict, # {'acc1', 'loss'} of a validation pass
            best: dict|None, # the best so far (None: nothing yet)
           ) -> bool:
@@ -304,250 +361,194 @@ def better(new: dict, # {'acc1', 'loss'} of a validation pass
     if best is None or best.get('acc1') is None: return True
     return (new['acc1'], -new['loss']) > (best['acc1'], -best['loss'])
 
-# %% ../nbs/14_finetune.ipynb #c033
-def _prepare_run(cfg: Config, di: DistInfo, out, resume, info: dict) -> Path:
-    "Create (rank 0) or reopen the run directory; every rank gets its path."
-    err, run = None, None
-    if di.is_main:
-        try:
-            if resume is not None:
-                run = Path(resume)
-                if config_hash(load_config(run / 'config.yaml')) != config_hash(cfg):
-                    log.warning(f"{run}: resuming with a changed configuration; config.yaml is updated")
-                    save_config(cfg, run / 'config.yaml')
-            else:
-                if out is not None and (list_checkpoints(Path(out) / 'checkpoints') or (Path(out) / 'metrics.json').exists()):
-                    raise FileExistsError(f"{out} already holds a fine-tuning run; continue it with --resume {out}")
-                run = make_run_dir(cfg, f"finetune-{info['dataset']}", out)
-                atomic_write_bytes(json.dumps(info, indent=2).encode(), run / 'finetune.json')
-        except Exception as e: err = f"{type(e).__name__}: {e}"
-    run, err = broadcast_object((str(run) if run else None, err))
-    if err: raise (FileExistsError if err.startswith('FileExistsError') else RuntimeError)(err)
-    return Path(run)
+# %% ../nbs/14_finetune.ipynb #c045
+@patch
+def validate(self: Finetuning, loop) -> dict:
+    "Score the validation split; {'acc1', 'acc5', 'loss'} (None without a validation split)."
+    if not self.splits['val']: return {'acc1': None, 'acc5': None, 'loss': None}
+    tc = self.cfg.finetune
+    r = evaluate(self.model, self.splits['val'], self.cfg.data, self.classes, device=self.device, amp=precision_of(tc),
+                 channels_last=self.channels_last, num_workers=default_workers(self.cfg.data.num_workers),
+                 dist_info=self.dist)['report']['video']
+    return {'acc1': r['acc1'], 'acc5': r['acc5'], 'loss': r['loss']}
 
-class _Meters:
-    "Running sums of the step metrics over the current log window and epoch."
-    def __init__(self, state: dict|None=None):
-        self.win, self.ep = (dict(state['win']), dict(state['ep'])) if state else ({}, {})
-    def add(self, terms: dict):
-        for d in (self.win, self.ep):
-            for k, v in terms.items(): d[k] = d.get(k, 0.0) + v
-            d['n'] = d.get('n', 0) + 1
-    @staticmethod
-    def _mean(d): return {k: v / max(1, d.get('n', 0)) for k, v in d.items() if k != 'n'}
-    def pop_window(self) -> dict: m = self._mean(self.win); self.win = {}; return m
-    def pop_epoch(self) -> dict: m = self._mean(self.ep); self.ep = {}; return m
-    def state(self) -> dict: return {'win': dict(self.win), 'ep': dict(self.ep)}
+# %% ../nbs/14_finetune.ipynb #c046
+@patch
+def save_best(self: Finetuning):
+    "Write the classifier of the selected epoch to best.pt (with its checksum)."
+    atomic_torch_save({'format': 'hcmtl-finetuned', 'version': 1, 'state_dict': self.model.state_dict(), 'best': self.best,
+                       'classes': list(self.classes), 'dataset': self.dataset,
+                       'model_config': config_to_dict(self.cfg.model)}, self.run / 'best.pt')
 
-# %% ../nbs/14_finetune.ipynb #c035
-def _train(f: Finetuning, run: Path) -> dict:
-    "Train with validation-based selection; returns {'best': ..., 'history': [...]} (best.pt written)."
-    cfg, di, tc = f.cfg, f.dist, f.cfg.finetune
-    ckdir, gens = run / 'checkpoints', {'augment': f.augment.generator}
-    epoch = step_in_epoch = step = 0
-    meters, best, history = _Meters(), None, []
-    state, path = load_latest_checkpoint(ckdir)
-    if state is not None:
-        info = restore_training_state(state, f.model, f.optimizer, f.scheduler, path=path)
-        epoch, step_in_epoch, step = info['epoch'], info['step_in_epoch'], info['global_step']
-        meters, best, history = _Meters(info.get('meters')), info.get('best'), list(info.get('history') or [])
-        if len(info['rng']) == di.world_size: set_rng_state(info['rng'][di.rank], gens)
-        else: log.warning(f"{path}: saved by {len(info['rng'])} processes, resumed on {di.world_size}: "
-                          "random streams restart (the run continues, but not bit-exactly)")
-        if di.is_main: log.info(f"resumed from {path} at epoch {epoch}, step {step}")
-    if step_in_epoch >= f.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
-    logger = CSVLogger(run / 'log.csv') if di.is_main else None
-    if logger: logger.truncate(step)
-    net = f.model
-    if di.distributed:
-        net = DistributedDataParallel(f.model, device_ids=[di.device.index] if di.device.type == 'cuda' else None)
-    net = maybe_compile(net, tc.compile)
-    val_items = f.splits['val']
-    if not val_items and di.is_main:
-        log.warning(f"{f.dataset}: the validation split is empty (too few training videos to carve one); "
-                    "the last epoch is kept instead of the best one")
+# %% ../nbs/14_finetune.ipynb #c047
+@patch
+def end_epoch(self: Finetuning, loop) -> dict:
+    tc = self.cfg.finetune
+    if not ((loop.epoch + 1) % tc.eval_every == 0 or loop.step == self.last_step or loop.epoch + 1 == tc.epochs):
+        return {'best_epoch': self.best['epoch'] if self.best else ''}
+    new = {'epoch': loop.epoch, 'step': loop.step, **self.validate(loop)}
+    self.history.append(new)
+    if not self.splits['val'] or better(new, self.best):
+        self.best = new
+        if self.dist.is_main: self.save_best()
+    row = {'val_acc1': new['acc1'], 'val_acc5': new['acc5'], 'val_loss': new['loss']} if self.splits['val'] else {}
+    return {**row, 'best_epoch': self.best['epoch']}
 
-    def save():
-        rngs = gather_objects(rng_state(gens))
-        if di.is_main:
-            st = training_state(f.model, f.optimizer, f.scheduler, None, epoch, step_in_epoch, step, rngs,
-                                config_to_dict(cfg), meters=meters.state(), best=best, history=history,
-                                world_size=di.world_size, steps_per_epoch=f.steps_per_epoch)
-            save_checkpoint(st, ckdir, step, tc.keep_last)
-        return step
+# %% ../nbs/14_finetune.ipynb #c048
+@patch
+def state(self: Finetuning) -> dict: return {'best': self.best, 'history': list(self.history)}
 
-    def validate_now():
-        nonlocal best
-        row = {'epoch': epoch, 'step': step}
-        if val_items:
-            r = evaluate(f.model, val_items, cfg.data, f.classes, device=f.device, amp=tc.amp, channels_last=f.channels_last,
-                         num_workers=default_workers(cfg.data.num_workers), dist_info=di)['report']['video']
-            row.update(val_acc1=r['acc1'], val_acc5=r['acc5'], val_loss=r['loss'])
-        new = {'epoch': epoch, 'step': step, 'acc1': row.get('val_acc1'), 'acc5': row.get('val_acc5'),
-               'loss': row.get('val_loss')}
-        history.append(new)
-        if not val_items or better(new, best):
-            best = new
-            if di.is_main:
-                atomic_torch_save({'format': 'hcmtl-finetuned', 'version': 1, 'state_dict': f.model.state_dict(),
-                                   'best': best, 'classes': list(f.classes), 'dataset': f.dataset,
-                                   'model_config': config_to_dict(cfg.model)}, run / 'best.pt')
-        return row
+# %% ../nbs/14_finetune.ipynb #c049
+@patch
+def load_state(self: Finetuning, state: dict):
+    self.best, self.history = state.get('best'), list(state.get('history') or [])
 
-    tp, bar = Throughput(di.world_size), Progress(f.last_step - step, progress_enabled(di))
-    stopped = False
-    with StopSignal() as stop:
-        while step < f.last_step and epoch < tc.epochs:
-            f.sampler.set_epoch(epoch); f.sampler.skip(step_in_epoch * tc.batch_size)
-            f.model.train(); ep_tp = Throughput(di.world_size); tp.reset()
-            for batch in f.loader:
-                tp.batch_ready(); ep_tp.batch_ready()
-                out = finetune_step(f, batch, net)
-                if injected_fault(step + 1, 'nan') == 'loss': out['loss'] = out['loss'] * float('nan')
-                means, stopped, _ = reduce_step({'loss': float(out['loss'].detach()), 'acc': float(out['acc'])},
-                                                step + 1, stop.requested, world_size=di.world_size)
-                f.optimizer.zero_grad(set_to_none=True)
-                out['loss'].backward()
-                f.optimizer.step(); f.scheduler.step()
-                step += 1; step_in_epoch += 1
-                tp.step_done(tc.batch_size); ep_tp.step_done(tc.batch_size)
-                meters.add(means)
-                if step % tc.log_every == 0 or step == f.last_step:
-                    w, rate = meters.pop_window(), tp.read()
-                    if logger: logger.log({'kind': 'step', 'epoch': epoch, 'step': step, **w,
-                                           'lr': f.optimizer.param_groups[0]['lr'], **rate})
-                    bar.update(tc.log_every if step % tc.log_every == 0 else step % tc.log_every, step=step, **w)
-                end_of_epoch = step_in_epoch == f.steps_per_epoch
-                if end_of_epoch or step == f.last_step:
-                    row = {'kind': 'epoch', **meters.pop_epoch(), 'clips_per_s': ep_tp.read()['clips_per_s']}
-                    if (epoch + 1) % tc.eval_every == 0 or step == f.last_step or epoch + 1 == tc.epochs:
-                        row.update(validate_now()); f.model.train()
-                    row.update(epoch=epoch, step=step, best_epoch=best['epoch'] if best else '')
-                    if logger: logger.log(row)
-                    save()
-                elif (tc.ckpt_every and step % tc.ckpt_every == 0) or stopped: save()
-                signal_faults(step)
-                if stopped or step >= f.last_step: break
-            if stopped: break
-            if step_in_epoch >= f.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
-    bar.close()
-    if logger: logger.close()
-    if stopped:
-        barrier()
-        raise Preempted(f"stopped by a signal at step {step}; checkpoint saved in {ckdir}; continue with --resume {run}")
-    barrier()
-    return {'best': best, 'history': history, 'steps': step}
+# %% ../nbs/14_finetune.ipynb #c050
+@patch
+def is_complete(self: Finetuning, loop) -> bool: return (loop.run / 'metrics.json').is_file()
 
-# %% ../nbs/14_finetune.ipynb #c037
-def _test_and_probe(f: Finetuning, run: Path, sel: dict) -> dict|None:
-    "Evaluate the selected weights on test, measure the frozen encoder, write the artefacts (rank 0)."
-    cfg, di, tc = f.cfg, f.dist, f.cfg.finetune
-    workers = default_workers(cfg.data.num_workers)
-    best = load_verified(run / 'best.pt') if (run / 'best.pt').is_file() else None
-    if best is None: raise FileNotFoundError(f"{run}: no best.pt: training ended before any validation")
-    f.model.load_state_dict(best['state_dict'])
-    res = evaluate(f.model, f.splits['test'], cfg.data, f.classes, device=f.device, amp=tc.amp, num_workers=workers,
-                   channels_last=f.channels_last, dist_info=di, progress=progress_enabled(di))
-    # the frozen pretrained encoder (random init for `none`, seeded as the fine-tuned model's start)
+# %% ../nbs/14_finetune.ipynb #c052
+def _test(f: Finetuning, run: Path) -> dict:
+    "Evaluate best.pt on the test split (all ranks) and write the predictions (rank 0)."
+    tc = f.cfg.finetune
+    if not (run / 'best.pt').is_file(): raise FileNotFoundError(f"{run}: no best.pt: training ended before any validation")
+    f.model.load_state_dict(load_verified(run / 'best.pt')['state_dict'])
+    res = evaluate(f.model, f.splits['test'], f.cfg.data, f.classes, device=f.device, amp=precision_of(tc),
+                   num_workers=default_workers(f.cfg.data.num_workers), channels_last=f.channels_last, dist_info=f.dist,
+                   progress=progress_enabled(f.dist))
+    if f.dist.is_main:
+        rep = res['report']
+        write_predictions(run / 'predictions.csv', video_scores(res['scores'], rep['video']['average']), res['labels'],
+                          f.classes, [os.path.relpath(p, f.root) for p in res['paths']])
+        rows = ['true\\pred,' + ','.join(f.classes)] + [c + ',' + ','.join(str(int(v)) for v in r)
+                                                       for c, r in zip(f.classes, rep['confusion'])]
+        atomic_write_bytes(('\n'.join(rows) + '\n').encode(), run / 'confusion.csv')
+        atomic_torch_save({'clip_logits': res['scores'], 'labels': res['labels']}, run / 'test_scores.pt')
+    return res
+
+# %% ../nbs/14_finetune.ipynb #c054
+def _probe(f: Finetuning, run: Path) -> dict:
+    "Features of the frozen encoder (random init for `none`, seeded as the fine-tuned model's start); probe and retrieval."
+    cfg = f.cfg
     seed_everything(cfg.seed)
     enc, _ = build_classifier(cfg.model, len(f.classes), f.pre)
     enc.to(f.device)
     fp = {'encoder': f.pre.sha256 or f'none-seed{cfg.seed}', 'model': config_to_dict(cfg.model)}
     feats = {s: video_features(enc, f.splits[s], cfg.data, cache=run / 'features' / f'{s}.pt', fingerprint=fp,
-                               device=f.device, amp=tc.amp, num_workers=workers, dist_info=di)
-             for s in ('train', 'val', 'test') if f.splits[s]}
-    if not di.is_main: return None
-    rep = res['report']
-    write_predictions(run / 'predictions.csv', video_scores(res['scores'], rep['video']['average']), res['labels'],
-                      f.classes, [os.path.relpath(p, f.root) for p in res['paths']])
-    pd_cm = np.asarray(rep['confusion'])
-    with open(run / 'confusion.csv', 'w') as fh:
-        fh.write('true\\pred,' + ','.join(f.classes) + '\n')
-        for c, r in zip(f.classes, pd_cm): fh.write(c + ',' + ','.join(str(int(v)) for v in r) + '\n')
-    torch.save({'clip_logits': res['scores'], 'labels': res['labels']}, run / 'test_scores.pt')
+                               device=f.device, amp=precision_of(cfg.finetune), num_workers=default_workers(cfg.data.num_workers),
+                               dist_info=f.dist) for s in ('train', 'val', 'test') if f.splits[s]}
     gallery = [feats[s] for s in ('train', 'val') if s in feats]
     probe = linear_probe(feats['train'], feats['test'], feats.get('val'), num_classes=len(f.classes), seed=cfg.seed)
     retr = retrieval_recall(feats['test']['features'], feats['test']['labels'],
                             torch.cat([g['features'] for g in gallery]), torch.cat([g['labels'] for g in gallery]))
+    skipped = {s: feats[s].get('skipped', []) for s in feats}
+    return {'linear_probe': probe, 'retrieval': retr, 'feature_dim': int(feats['test']['features'].shape[1]),
+            'feature_skipped': skipped}
+
+# %% ../nbs/14_finetune.ipynb #c056
+def run_metrics(f: Finetuning, res: dict, probe: dict, t0: float) -> dict:
+    "The content of metrics.json."
+    cfg, rep = f.cfg, res['report']
     summary = {f'video_{k}': rep['video'][k] for k in ('acc1', 'acc5', 'mean_class_acc')}
     summary.update({f'clip_{k}': rep['clip'][k] for k in ('acc1', 'acc5')})
-    summary.update({'linear_acc1': probe['acc1'], 'linear_acc5': probe['acc5'], **retr})
-    summary.update({'val_acc1': sel['best']['acc1'] if sel['best'] else None, 'best_epoch': sel['best']['epoch']})
-    return {'test': {'clip': rep['clip'], 'video': rep['video']}, 'per_class': rep['per_class'],
-            'confusion': 'confusion.csv', 'predictions': 'predictions.csv', 'linear_probe': probe, 'retrieval': retr,
-            'summary': summary, 'feature_dim': int(feats['test']['features'].shape[1])}
+    summary.update({'linear_acc1': probe['linear_probe']['acc1'], 'linear_acc5': probe['linear_probe']['acc5'],
+                    **probe['retrieval'], 'val_acc1': f.best['acc1'] if f.best else None,
+                    'best_epoch': f.best['epoch'] if f.best else None, 'skipped_videos': rep['skipped_videos']})
+    return {'dataset': f.dataset, 'fold': cfg.data.fold, 'preset': cfg.preset, 'seed': cfg.seed,
+            'pretrained': f.pre.source, 'pretrained_sha256': f.pre.sha256, 'variant': cfg.model.variant,
+            'backbone': cfg.model.backbone, 'test': {'clip': rep['clip'], 'video': rep['video']},
+            'per_class': rep['per_class'], 'confusion': 'confusion.csv', 'predictions': 'predictions.csv',
+            'skipped_videos': {'test': rep['skipped'], 'features': probe['feature_skipped']}, **probe, 'summary': summary,
+            'selection': {'rule': 'best validation video top-1, ties: lower validation loss',
+                          'num_val_videos': len(f.splits['val']), 'best': f.best, 'history': f.history},
+            'encoder_load': {k: len(f.load_report[k]) for k in ('loaded', 'missing', 'unexpected')},
+            'steps': f.last_step, 'seconds': round(time.perf_counter() - t0, 2),
+            'config_hash': config_hash(cfg), 'config': config_to_dict(cfg)}
 
-# %% ../nbs/14_finetune.ipynb #c039
+# %% ../nbs/14_finetune.ipynb #c058
+def _resumed(resume) -> tuple:
+    "(config, pretrained, dataset, fold) of the fine-tuning run in `resume`; a clear error if it is none."
+    r = Path(resume)
+    if run_kind(r) != 'finetune' or not (r / 'finetune.json').is_file():
+        what = f"a {run_kind(r)} run" if run_kind(r) else 'no run'
+        raise RunDirError(f"cannot resume {r}: it holds {what}, not a fine-tuning run (a directory written by hcmtl-finetune)")
+    old = json.loads((r / 'finetune.json').read_text())
+    return load_config(r / 'config.yaml'), old['pretrained'], old['dataset'], old['fold']
+
+# %% ../nbs/14_finetune.ipynb #c059
+def finetune_config(cfg, pre, dataset, fold, crop_scale, color_jitter, own: bool) -> Config:
+    "The run's config: RSPNet's fine-tuning recipe and augmentation, the encoder's architecture, the fold."
+    cfg = cfg if own else finetune_data(resolve_recipe(cfg, dataset), crop_scale, color_jitter)
+    cfg = dataclasses.replace(cfg, model=finetune_model_config(cfg.model, pre))
+    if fold is not None: cfg.data = dataclasses.replace(cfg.data, fold=int(fold))
+    return validate(cfg)
+
+# %% ../nbs/14_finetune.ipynb #c060
 def finetune(cfg: Config|None, # configuration (None with `resume`: the run's own)
              pretrained=None, # pretraining run dir, encoder.pt, or 'none' (with `resume`: the run's own)
              dataset: str|None=None, # 'ucf101' or 'hmdb51' (with `resume`: the run's own)
-             out=None, # run directory to create (None = <cfg.out>/finetune-<dataset>-<time>-<hash>)
+             out=None, # run directory (None = <cfg.out>/finetune-<dataset>-<time>-<hash>); the same config continues it
              fold: int|None=None, # official fold (default cfg.data.fold)
-             resume=None, # run directory to continue from its newest good checkpoint
+             resume=None, # fine-tuning run directory to continue, with its own config
              crop_scale=FINETUNE_CROP_SCALE, # training crop area range; None = keep cfg.data.crop_scale
              color_jitter: bool=False, # keep pretraining's colour augmentation
             ) -> Path:
     "Fine-tune a pretrained encoder (or a random init) on UCF101/HMDB51, select on val, test once; returns the run dir."
-    t0 = time.perf_counter()
+    t0, own = time.perf_counter(), False
     if resume is not None:
-        r = Path(resume)
-        if not (r / 'finetune.json').is_file():
-            raise FileNotFoundError(f"cannot resume {r}: no finetune.json there (not a fine-tuning run directory)")
-        old = json.loads((r / 'finetune.json').read_text())
-        run_cfg = load_config(r / 'config.yaml')
-        pretrained = old['pretrained'] if pretrained is None else pretrained
-        dataset, fold = dataset or old['dataset'], fold or old['fold']
-        if (r / 'metrics.json').is_file():
-            log.info(f"{r} is already complete"); return r
-    if cfg is None and resume is None: raise ValueError("finetune needs a config, or resume=RUN_DIR")
+        run_cfg, pre0, ds0, fold0 = _resumed(resume)
+        cfg, own, out = cfg or run_cfg, cfg is None, resume
+        pretrained, dataset, fold = pretrained or pre0, dataset or ds0, fold or fold0
+    if cfg is None: raise ValueError("finetune needs a config, or resume=RUN_DIR")
     if dataset not in DOWNSTREAM: raise ConfigError(f"unknown downstream dataset {dataset!r}; choose from {DOWNSTREAM}")
     if pretrained is None: raise ValueError("finetune needs `pretrained`: a pretraining run, an encoder.pt or 'none'")
-    if resume is None and out is not None and (list_checkpoints(Path(out) / 'checkpoints') or (Path(out) / 'metrics.json').exists()):
-        raise FileExistsError(f"{out} already holds a fine-tuning run; continue it with --resume {out}")
     pre = load_pretrained(pretrained)
-    cfg = finetune_data(cfg, crop_scale, color_jitter) if cfg is not None else run_cfg  # a run's own config is final
-    cfg = dataclasses.replace(cfg, model=finetune_model_config(cfg.model, pre))
-    if fold is not None: cfg.data = dataclasses.replace(cfg.data, fold=int(fold))
-    validate(cfg)
+    cfg = finetune_config(cfg, pre, dataset, fold, crop_scale, color_jitter, own)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     di = setup_distributed(cfg.device)
     try:
-        configure_backends(di.device, deterministic=di.device.type == 'cpu')
-        f = build_finetuning(cfg, dataset, pre, di)
-        if di.is_main:
-            log.info(f"encoder {pre.source}: {len(f.load_report['loaded'])} weights loaded, "
-                     f"{len(f.load_report['missing'])} missing, {len(f.load_report['unexpected'])} unexpected")
-        info = {'dataset': dataset, 'fold': cfg.data.fold, 'root': str(f.root), 'pretrained': pre.source,
-                'pretrained_sha256': pre.sha256, 'pretrained_meta': pre.meta, 'variant': cfg.model.variant,
-                'backbone': cfg.model.backbone, 'classes': list(f.classes),
-                'splits': {k: len(f.splits[k]) for k in ('train', 'val', 'test')},
-                'encoder_load': {k: f.load_report[k] for k in ('loaded', 'missing', 'unexpected')}}
-        run = _prepare_run(cfg, di, out, resume, info)
-        sel = _train(f, run)
-        res = _test_and_probe(f, run, sel)
-        if di.is_main:
-            metrics = {'dataset': dataset, 'fold': cfg.data.fold, 'preset': cfg.preset, 'seed': cfg.seed,
-                       'pretrained': pre.source, 'pretrained_sha256': pre.sha256, 'variant': cfg.model.variant,
-                       'backbone': cfg.model.backbone, **res,
-                       'selection': {'rule': 'best validation video top-1, ties: lower validation loss',
-                                     'num_val_videos': len(f.splits['val']), 'best': sel['best'],
-                                     'history': sel['history']},
-                       'encoder_load': {k: len(f.load_report[k]) for k in ('loaded', 'missing', 'unexpected')},
-                       'steps': sel['steps'], 'seconds': round(time.perf_counter() - t0, 2),
-                       'config_hash': config_hash(cfg), 'config': config_to_dict(cfg)}
-            atomic_write_bytes(json.dumps(metrics, indent=2).encode(), run / 'metrics.json')
-        barrier()
-        return run
+        if cfg.data.root is None: on_main(lambda: ensure_world(cfg), di)
+        ident = {'dataset': dataset, 'fold': cfg.data.fold, 'pretrained_sha256': pre.sha256}
+        with RunDir(out, 'finetune', cfg, di, resume=resume is not None, identity=ident, name=f'finetune-{dataset}') as rd:
+            if rd.existing and (rd.path / 'metrics.json').is_file():
+                if di.is_main: log.info(f"{rd.path} is already complete")
+                return rd.path
+            return _finetune_in(rd, cfg, dataset, pre, di, t0)
     finally:
         if owns_group: cleanup_distributed()
 
-# %% ../nbs/14_finetune.ipynb #c041
+# %% ../nbs/14_finetune.ipynb #c062
+def _finetune_in(rd: RunDir, cfg: Config, dataset: str, pre: PretrainedEncoder, di: DistInfo, t0: float) -> Path:
+    configure_backends(di.device, deterministic=di.device.type == 'cpu')
+    f = build_finetuning(cfg, dataset, pre, di); f.run = rd.path
+    if di.is_main:
+        log.info(f"encoder {pre.source}: {len(f.load_report['loaded'])} weights loaded, "
+                 f"{len(f.load_report['missing'])} missing, {len(f.load_report['unexpected'])} unexpected")
+    rd.start({'precision': describe_precision(di.device, precision_of(cfg.finetune), cfg.finetune.channels_last,
+                                              cfg.finetune.compile)})
+    info = {'dataset': dataset, 'fold': cfg.data.fold, 'root': str(f.root), 'pretrained': pre.source,
+            'pretrained_sha256': pre.sha256, 'pretrained_meta': pre.meta, 'variant': cfg.model.variant,
+            'backbone': cfg.model.backbone, 'classes': list(f.classes),
+            'splits': {k: len(f.splits[k]) for k in ('train', 'val', 'test')},
+            'encoder_load': {k: f.load_report[k] for k in ('loaded', 'missing', 'unexpected')}}
+    if di.is_main: atomic_write_bytes(json.dumps(info, indent=2).encode(), rd.path / 'finetune.json')
+    if not f.splits['val'] and di.is_main:
+        log.warning(f"{dataset}: the validation split is empty (too few training videos to carve one); "
+                    "the last epoch is kept instead of the best one")
+    fit(f, rd.path, cfg.finetune, config_to_dict(cfg))
+    res, probe = _test(f, rd.path), _probe(f, rd.path)
+    if di.is_main: write_json(run_metrics(f, res, probe, t0), rd.path / 'metrics.json')
+    barrier()
+    return rd.path
+
+# %% ../nbs/14_finetune.ipynb #c064
 def read_metrics(run) -> dict:
     "The `metrics.json` of a fine-tuning run."
     p = Path(run) / 'metrics.json'
     if not p.is_file(): raise FileNotFoundError(f"no metrics.json in {run}: the fine-tuning has not finished")
     return json.loads(p.read_text())
 
+# %% ../nbs/14_finetune.ipynb #c065
 def metrics_row(run) -> dict:
     "One results.csv row (see hcmtl.results.RESULT_COLUMNS, plus probe/retrieval columns) for a run."
     m = read_metrics(run)
@@ -557,14 +558,14 @@ def metrics_row(run) -> dict:
             ('video_acc1', 'video_acc5', 'clip_acc1', 'clip_acc5', 'linear_acc1', 'R@1', 'R@5')},
             'run_dir': str(run)}
 
-# %% ../nbs/14_finetune.ipynb #c043
+# %% ../nbs/14_finetune.ipynb #c067
 def evaluate_run(run, # a finished (or at least validated) fine-tuning run directory
                  clips: int|None=None, # clips per video (default: the run's data.test_clips)
                  average: str='logits', # 'logits' or 'softmax'
                  device: str|None=None, # default: the run's device setting
                  write: bool=True, # write eval/clips<N>-<average>/{metrics.json,predictions.csv}
                 ) -> dict:
-    "Test metrics of a fine-tuned run's selected weights: {'clip', 'video', 'per_class', ...}."
+    "Test metrics of a fine-tuned run's selected weights: {'clip', 'video', 'per_class', 'skipped_videos', ...}."
     run = Path(run)
     for name in ('config.yaml', 'finetune.json', 'best.pt'):
         if not (run / name).is_file(): raise FileNotFoundError(f"{run} is not a fine-tuning run (no {name})")
@@ -574,32 +575,30 @@ def evaluate_run(run, # a finished (or at least validated) fine-tuning run direc
     model = HCMTLClassifier(ModelConfig(**best['model_config']), len(best['classes']))
     model.load_state_dict(best['state_dict'])
     dev = get_device(device or cfg.device)
-    model.to(dev)
     splits = build_splits(info['dataset'], info['root'], info['fold'], cfg.data.val_fraction, cfg.seed)
     n = clips or cfg.data.test_clips
-    res = evaluate(model, splits['test'], cfg.data, best['classes'], n, average, dev,
-                   num_workers=default_workers(cfg.data.num_workers), amp=cfg.finetune.amp)
+    res = evaluate(model.to(dev), splits['test'], cfg.data, best['classes'], n, average, dev,
+                   num_workers=default_workers(cfg.data.num_workers), amp=precision_of(cfg.finetune))
     rep = {**res['report'], 'run': str(run), 'best_epoch': best['best']['epoch'] if best.get('best') else None}
     if write:
         d = run / 'eval' / f'clips{n}-{average}'
-        d.mkdir(parents=True, exist_ok=True)
         write_predictions(d / 'predictions.csv', video_scores(res['scores'], average), res['labels'], best['classes'],
                           [os.path.relpath(p, info['root']) for p in res['paths']])
-        atomic_write_bytes(json.dumps(rep, indent=2).encode(), d / 'metrics.json')
+        write_json(rep, d / 'metrics.json')
     return rep
 
-# %% ../nbs/14_finetune.ipynb #c045
-def finetune_cli(argv=None) -> int:
-    "Command line `hcmtl-finetune`."
+# %% ../nbs/14_finetune.ipynb #c069
+def finetune_parser() -> argparse.ArgumentParser:
+    "The arguments of `hcmtl-finetune`."
     ap = argparse.ArgumentParser(prog='hcmtl-finetune', description='Fine-tune a pretrained encoder on UCF101/HMDB51 '
-                                 'and evaluate it (video-level accuracy, linear probe, retrieval).')
+                                 'and evaluate it (video-level accuracy, linear probe, retrieval).', epilog=CLI_EPILOG)
     ap.add_argument('--pretrained', default=None, help="pretraining run dir, encoder.pt, or 'none' (from scratch)")
     ap.add_argument('--dataset', default=None, choices=DOWNSTREAM)
     ap.add_argument('--fold', type=int, default=None, help='official split 1-3 (default: the preset)')
     ap.add_argument('--data', default=None, help='synthetic world W or the dataset root (default data/synth/<preset>)')
     ap.add_argument('--preset', default=None, help="smoke, quick, synth or paper (default: the pretraining run's)")
-    ap.add_argument('--out', default=None, help='run directory to create')
-    ap.add_argument('--resume', default=None, help='fine-tuning run directory to continue')
+    ap.add_argument('--out', default=None, help='run directory (the same command again continues it)')
+    ap.add_argument('--resume', default=None, help='fine-tuning run directory to continue, with its own config')
     ap.add_argument('--variant', default=None, help='architecture variant (from-scratch runs)')
     ap.add_argument('--backbone', default=None, help='backbone (from-scratch runs)')
     ap.add_argument('--seed', type=int, default=None)
@@ -608,28 +607,38 @@ def finetune_cli(argv=None) -> int:
                     help='training crop area range (default 0.25 1.0, RSPNet)')
     ap.add_argument('--color-jitter', action='store_true', help="keep pretraining's colour jitter and grayscale")
     ap.add_argument('overrides', nargs='*', help='section.key=value')
-    a = ap.parse_args(argv)
+    return ap
+
+# %% ../nbs/14_finetune.ipynb #c070
+def _cli_config(ap, a) -> tuple:
+    "(config, encoder) of the command line (the run's own config with --resume)."
+    if a.resume:
+        cfg, *_ = _resumed(a.resume); pre = None
+    else:
+        if a.pretrained is None or a.dataset is None: ap.error('--pretrained and --dataset are required (or --resume RUN_DIR)')
+        pre = load_pretrained(a.pretrained)
+        preset = a.preset or pre.meta.get('preset')
+        if preset is None: ap.error('--preset is required')
+        cfg = get_preset(preset)
+    ov = list(a.overrides)
+    for flag, key in (('data', 'data.root'), ('seed', 'seed'), ('device', 'device')):
+        if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
+    if not a.resume and pre.scratch:
+        for flag in ('variant', 'backbone'):
+            if getattr(a, flag) is not None: ov.insert(0, f'model.{flag}={getattr(a, flag)}')
+    cfg = validate(apply_overrides(cfg, ov))
+    if not a.resume and not pre.scratch:  # refuse a mismatch early
+        finetune_model_config(cfg.model, pre, {k: getattr(a, k) for k in ('variant', 'backbone')})
+    return cfg, ov
+
+# %% ../nbs/14_finetune.ipynb #c071
+def finetune_cli(argv=None) -> int:
+    "Command line `hcmtl-finetune`."
+    ap = finetune_parser(); a = ap.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     try:
-        if a.resume:
-            if not (Path(a.resume) / 'config.yaml').is_file(): raise FileNotFoundError(f"cannot resume {a.resume}: no config.yaml there")
-            cfg, pre = load_config(Path(a.resume) / 'config.yaml'), None
-        else:
-            if a.pretrained is None or a.dataset is None: ap.error('--pretrained and --dataset are required (or --resume RUN_DIR)')
-            pre = load_pretrained(a.pretrained)
-            preset = a.preset or pre.meta.get('preset')
-            if preset is None: ap.error('--preset is required')
-            cfg = get_preset(preset)
-        ov = list(a.overrides)
-        for flag, key in (('data', 'data.root'), ('seed', 'seed'), ('device', 'device')):
-            if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
-        if not a.resume and pre.scratch:
-            for flag in ('variant', 'backbone'):
-                if getattr(a, flag) is not None: ov.insert(0, f'model.{flag}={getattr(a, flag)}')
-        cfg = validate(apply_overrides(cfg, ov))
-        requested = {k: getattr(a, k) for k in ('variant', 'backbone')}
-        if not a.resume and not pre.scratch: finetune_model_config(cfg.model, pre, requested)  # refuse a mismatch early
+        cfg, ov = _cli_config(ap, a)
         crop = a.crop_scale or (None if a.resume or any(o.startswith('data.crop_scale=') for o in ov) else FINETUNE_CROP_SCALE)
         run = finetune(cfg, a.pretrained if not a.resume else None, a.dataset, out=a.out, fold=a.fold, resume=a.resume,
                        crop_scale=crop, color_jitter=a.color_jitter or (a.resume is not None and cfg.data.jitter_p > 0))
@@ -643,10 +652,11 @@ def finetune_cli(argv=None) -> int:
         print(run)
     return 0
 
-# %% ../nbs/14_finetune.ipynb #c046
+# %% ../nbs/14_finetune.ipynb #c072
 def eval_cli(argv=None) -> int:
     "Command line `hcmtl-eval`: re-evaluate a fine-tuned run's selected weights on its test split."
-    ap = argparse.ArgumentParser(prog='hcmtl-eval', description='Re-evaluate a fine-tuning run on its test split.')
+    ap = argparse.ArgumentParser(prog='hcmtl-eval', description='Re-evaluate a fine-tuning run on its test split.',
+                                 epilog=CLI_EPILOG)
     ap.add_argument('--run', required=True, help='fine-tuning run directory')
     ap.add_argument('--clips', type=int, default=None, help="clips per video (default: the run's data.test_clips)")
     ap.add_argument('--average', default='logits', choices=AVERAGES, help='how clip scores are combined')
@@ -657,5 +667,6 @@ def eval_cli(argv=None) -> int:
     try: rep = evaluate_run(a.run, a.clips, a.average, a.device)
     except (FileNotFoundError, ValueError, ConfigError, CheckpointError) as e:
         print(f"hcmtl-eval: {e}", file=sys.stderr); return 2
-    print(json.dumps({'clip': rep['clip'], 'video': rep['video']}))
+    print(json.dumps({'clip': rep['clip'], 'video': rep['video'], 'skipped_videos': rep['skipped_videos'],
+                      'skipped': [s['path'] for s in rep['skipped']]}))
     return 0

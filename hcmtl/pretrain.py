@@ -6,34 +6,35 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/pretrain.html.md"""
 
 # %% ../nbs/13_pretrain.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, hashlib, json, logging, math, os, signal, sys, time
+import argparse, hashlib, json, logging, os, random, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from .core import (Config, ConfigError, apply_overrides, config_hash, config_to_dict, default_workers, get_preset,
-                        load_config, make_run_dir, save_config, seed_everything, validate)
-from .engine import (CSVLogger, DistInfo, NonFiniteLossError, Preempted, Progress, StopSignal, Throughput,
-                          atomic_torch_save, atomic_write_bytes, autocast, barrier, broadcast_object, check_finite,
-                          cleanup_distributed, configure_backends, gather_objects, injected_fault, list_checkpoints,
-                          load_latest_checkpoint, make_loader, make_sampler, make_scheduler, maybe_compile,
-                          progress_enabled, restore_training_state, rng_state, save_checkpoint, scaled_lr,
-                          set_rng_state, setup_distributed, sum_ranks, to_channels_last, training_state, unwrap,
-                          use_channels_last, reduce_step, signal_faults)
+                        load_config, resolve_recipe, seed_everything, validate, world_root)
+from .accel import describe_precision, grad_scaler, precision_of
+from .engine import (CLI_EPILOG, CheckpointError, CSVLogger, DistInfo, Loop, NonFiniteLossError, Preempted, RunDir,
+                          RunDirError, SeededDataset, Task, atomic_torch_save, autocast, base_lr, cleanup_distributed,
+                          configure_backends, fit, gather_objects, list_checkpoints, make_loader, make_sampler, on_main,
+                          progress_enabled, run_kind, schedule_for, setup_distributed, to_channels_last, unwrap,
+                          use_channels_last, write_json)
 from .datasets import SpeedPairDataset, read_kinetics
 from .sampling import middle_frame, speed_triplet
-from .transforms import ClipAugment, augment_triplet, to_unit
-from .teachers import TeacherCache, find_world, load_teacher, middle_source_frames
+from .transforms import ClipAugment, augment_triplet, normalize_clip, to_unit
+from .teachers import TeacherCache, load_teacher, middle_source_frames
 from .moco import MoCoHCMTL
 
 # %% auto #0
-__all__ = ['log', 'TERMS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'build_pretraining', 'teacher_targets',
-           'cached_targets', 'pretrain_step', 'state_digests', 'encoder_payload', 'pretrain', 'read_log', 'plot_losses',
-           'pretrain_cli']
+__all__ = ['log', 'TERMS', 'PART_COLOURS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'pretrain_loader', 'teacher_cache',
+           'build_pretraining', 'check_loss_weights', 'teacher_targets', 'cached_targets', 'pretrain_step',
+           'part_image', 'parsing_maps', 'state_digests', 'encoder_payload', 'prepare_default_world', 'pretrain',
+           'read_log', 'plot_losses', 'pretrain_parser', 'pretrain_cli']
 
 # %% ../nbs/13_pretrain.ipynb #c005
 log = logging.getLogger('hcmtl.pretrain')
@@ -42,8 +43,7 @@ TERMS = ('loss', 'kd', 'motion', 'app')  # logged loss terms: total (eq. 7), L_K
 # %% ../nbs/13_pretrain.ipynb #c007
 def pretrain_world(cfg: Config) -> Path:
     "The data root of a run: `cfg.data.root`, else the preset's synthetic world `data/synth/<preset>`."
-    if cfg.data.root: return Path(cfg.data.root)
-    return find_world(cfg.preset) or Path('data') / 'synth' / cfg.preset
+    return world_root(cfg)
 
 def pretrain_items(root) -> list:
     "The videos of the pretraining pool under `root` (a synthetic world or a Kinetics root)."
@@ -58,8 +58,8 @@ def pretrain_items(root) -> list:
 
 # %% ../nbs/13_pretrain.ipynb #c009
 @dataclass
-class Pretraining:
-    "Everything a pretraining step needs."
+class Pretraining(Task):
+    "Everything a pretraining step needs: the task `fit` runs."
     cfg: Config
     dist: DistInfo
     dataset: object
@@ -77,48 +77,75 @@ class Pretraining:
     channels_last: bool
     teacher_cache: object = None  # a TeacherCache when cfg.teacher.cache is set (F_t read instead of computed)
     cache_hits: int = 0  # steps whose F_t came from the cache
+    scaler: object = None  # the GradScaler of fp16 (a pass-through otherwise)
     @property
     def device(self) -> torch.device: return self.dist.device
+    @property
+    def epochs(self) -> int: return self.cfg.pretrain.epochs
+    @property
+    def batch_size(self) -> int: return self.cfg.pretrain.batch_size
+    @property
+    def generators(self) -> dict: return {'pairs': self.pair_generator, 'augment': self.augment.generator}
 
+# %% ../nbs/13_pretrain.ipynb #c011
+def pretrain_loader(cfg: Config, root: Path, di: DistInfo) -> tuple:
+    "(dataset, sampler, loader, steps per epoch) of the pool under `root`."
+    tc = cfg.pretrain
+    dataset = SpeedPairDataset(pretrain_items(root), cfg.data, train=True)
+    sampler = make_sampler(dataset, cfg.seed, shuffle=True, dist_info=di)
+    loader = make_loader(dataset, sampler, tc.batch_size, default_workers(cfg.data.num_workers), cfg.seed,
+                         pin_memory=di.device.type == 'cuda', prefetch_factor=cfg.data.prefetch_factor)
+    if len(loader) == 0:
+        raise ConfigError(f"config field `pretrain.batch_size`: the pool under {root} has {len(dataset)} videos, "
+                          f"fewer than one batch of {tc.batch_size} per process × {di.world_size} processes")
+    return dataset, sampler, loader, len(loader)
+
+# %% ../nbs/13_pretrain.ipynb #c012
+def teacher_cache(cfg: Config, teacher, root) -> TeacherCache|None:
+    "The teacher cache named by `teacher.cache` (None without one)."
+    if teacher is None or not cfg.teacher.cache: return None
+    if not Path(cfg.teacher.cache).is_dir():
+        raise ConfigError(f"config field `teacher.cache`: no cache folder at {cfg.teacher.cache}; build it with "
+                          f"`hcmtl-teacher cache --data {root} --out {cfg.teacher.cache}`")
+    return TeacherCache(cfg.teacher.cache, teacher.label_names)
+
+# %% ../nbs/13_pretrain.ipynb #c013
 def build_pretraining(cfg: Config, # the run's configuration
                       dist_info: DistInfo|None=None, # this process (None = one CPU/GPU process)
                       root=None, # data root (default: `pretrain_world(cfg)`)
                      ) -> Pretraining:
     "Dataset, loader, teacher, MoCo model, optimiser, schedule and augmentation of a pretraining run."
     di = dist_info or DistInfo(device=torch.device('cpu'))
+    cfg = resolve_recipe(cfg)
     tc, dev = cfg.pretrain, di.device
     root = Path(root) if root is not None else pretrain_world(cfg)
-    dataset = SpeedPairDataset(pretrain_items(root), cfg.data, train=True)
-    sampler = make_sampler(dataset, cfg.seed, shuffle=True, dist_info=di)
-    workers = default_workers(cfg.data.num_workers)
-    loader = make_loader(dataset, sampler, tc.batch_size, workers, cfg.seed, pin_memory=dev.type == 'cuda',
-                         prefetch_factor=cfg.data.prefetch_factor)
-    spe = len(loader)
-    if spe == 0:
-        raise ConfigError(f"config field `pretrain.batch_size`: the pool under {root} has {len(dataset)} videos, "
-                          f"fewer than one batch of {tc.batch_size} per process × {di.world_size} processes")
+    dataset, sampler, loader, spe = pretrain_loader(cfg, root, di)
     seed_everything(cfg.seed)  # same initial weights on every rank
     teacher = None if cfg.model.variant == 'no_kd' else load_teacher(cfg.teacher, world=root, device=dev)
     model = MoCoHCMTL(cfg).to(dev)  # parsing map at 1/4 of the clip size; kd_loss resizes F_t to it
     cl = use_channels_last(dev, tc.channels_last)
     to_channels_last(model, cl)
-    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=scaled_lr(tc.lr, tc.batch_size * di.world_size),
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=base_lr(tc, tc.batch_size * di.world_size),
                                 momentum=tc.momentum, weight_decay=tc.weight_decay)
-    total = tc.epochs * spe
-    scheduler = make_scheduler(optimizer, total, round(tc.warmup_epochs * spe), tc.min_lr_ratio)
+    scheduler, total = schedule_for(optimizer, tc, spe), tc.epochs * spe
     seed_everything(cfg.seed + 1 + di.rank)  # per-rank streams from here on (shuffle-BN, ...)
     augment = ClipAugment(cfg.data, seed=cfg.seed * 1000 + 500 + di.rank).to(dev)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
-    cache = None
-    if teacher is not None and cfg.teacher.cache:
-        if not Path(cfg.teacher.cache).is_dir():
-            raise ConfigError(f"config field `teacher.cache`: no cache folder at {cfg.teacher.cache}; build it with "
-                              f"`hcmtl-teacher cache --data {root} --out {cfg.teacher.cache}`")
-        cache = TeacherCache(cfg.teacher.cache, teacher.label_names)
     return Pretraining(cfg, di, dataset, sampler, loader, teacher, model, optimizer, scheduler, augment, gen,
-                       spe, total, min(total, tc.max_steps) if tc.max_steps else total, cl, teacher_cache=cache)
+                       spe, total, min(total, tc.max_steps) if tc.max_steps else total, cl,
+                       teacher_cache=teacher_cache(cfg, teacher, root), scaler=grad_scaler(dev, precision_of(tc)))
 
-# %% ../nbs/13_pretrain.ipynb #c011
+# %% ../nbs/13_pretrain.ipynb #c015
+def check_loss_weights(cfg: Config) -> Config:
+    "Refuse a run whose loss weights (those its variant uses) are all 0."
+    l = cfg.loss
+    names = ('lambda_motion', 'lambda_app') + (() if cfg.model.variant == 'no_kd' else ('lambda_kd',))
+    if all(getattr(l, n) == 0 for n in names):
+        raise ConfigError(f"config fields {', '.join('`loss.' + n + '`' for n in names)}: all are 0, so the loss of eq. 7 "
+                          "is 0 and nothing would be learnt; set at least one to a positive weight")
+    return cfg
+
+# %% ../nbs/13_pretrain.ipynb #c018
 def teacher_targets(teacher: nn.Module|None, # the frozen teacher f_t (None for no_kd)
                     q: torch.Tensor, # anchor clips, uint8 B×3×T×H×W (cropped and flipped, not colour-augmented)
                    ) -> torch.Tensor|None:
@@ -126,6 +153,7 @@ def teacher_targets(teacher: nn.Module|None, # the frozen teacher f_t (None for 
     if teacher is None: return None
     return teacher(to_unit(middle_frame(q)))
 
+# %% ../nbs/13_pretrain.ipynb #c019
 def cached_targets(p: Pretraining, # with a `teacher_cache`
                    batch: dict, # a collated `SpeedPairDataset` batch ('index', 'frame_idx', 'crop')
                    s_pos, # speed of each anchor clip q
@@ -139,6 +167,7 @@ def cached_targets(p: Pretraining, # with a `teacher_cache`
     p.cache_hits += 1
     return probs.to(p.device, non_blocking=True)
 
+# %% ../nbs/13_pretrain.ipynb #c020
 def pretrain_step(p: Pretraining, # from `build_pretraining`
                   batch: dict, # a collated `SpeedPairDataset` batch
                   net: nn.Module|None=None, # the model to call (the DDP wrapper under torchrun); default p.model
@@ -150,31 +179,63 @@ def pretrain_step(p: Pretraining, # from `build_pretraining`
     probs = cached_targets(p, batch, s_pos) if getattr(p, 'teacher_cache', None) is not None else None  # duck-typed rigs (bench) have none
     if probs is None: probs = teacher_targets(p.teacher, q)
     q, k_pos, k_neg = (to_channels_last(x, p.channels_last) for x in augment_triplet(p.augment, q, k_pos, k_neg))
-    with autocast(dev, p.cfg.pretrain.amp):
+    with autocast(dev, precision_of(p.cfg.pretrain)):
         out = (net or p.model)(q, k_pos, k_neg, probs)
     drop = ('kd',) if p.cfg.model.variant == 'no_kd' else ()  # no L_KL in RSPNet's variant: not logged
     return {k: out[k] for k in TERMS if out.get(k) is not None and k not in drop}
 
-# %% ../nbs/13_pretrain.ipynb #c013
-class _Meters:
-    "Running sums of loss terms over the current log window and epoch."
-    def __init__(self, state: dict|None=None):
-        self.win, self.ep = (dict(state['win']), dict(state['ep'])) if state else ({}, {})
-    def add(self, terms: dict, skipped: float):
-        for d in (self.win, self.ep):
-            for k, v in terms.items(): d[k] = d.get(k, 0.0) + v
-            d['n'] = d.get('n', 0) + 1; d['skipped'] = d.get('skipped', 0.0) + skipped
-    @staticmethod
-    def _mean(d):
-        n = max(1, d.get('n', 0))
-        return {k: (v if k in ('n', 'skipped') else v / n) for k, v in d.items()}
-    def pop_window(self) -> dict:
-        m = self._mean(self.win); self.win = {}; return m
-    def pop_epoch(self) -> dict:
-        m = self._mean(self.ep); self.ep = {}; return m
-    def state(self) -> dict: return {'win': dict(self.win), 'ep': dict(self.ep)}
+# %% ../nbs/13_pretrain.ipynb #c022
+@patch
+def step(self: Pretraining, batch, net): return pretrain_step(self, batch, net)
 
-# %% ../nbs/13_pretrain.ipynb #c015
+@patch
+def counts(self: Pretraining, batch) -> dict:
+    return {k: float(batch[k].sum()) if k in batch else 0.0 for k in ('skipped', 'short')}
+
+# %% ../nbs/13_pretrain.ipynb #c024
+PART_COLOURS = torch.tensor([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                             [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60]]) / 255
+
+def part_image(probs: torch.Tensor) -> torch.Tensor:
+    "C×h×w part probabilities → h×w×3 colours of the most likely part."
+    return PART_COLOURS[probs.argmax(0).cpu() % len(PART_COLOURS)]
+
+# %% ../nbs/13_pretrain.ipynb #c025
+@torch.no_grad()
+def parsing_maps(p: Pretraining) -> tuple:
+    "(F_t, F_h) of the middle frame of a fixed clip (pool video 0, speed 1×), RNGs untouched."
+    with torch.random.fork_rng(devices=[]):
+        py, npst = random.getstate(), np.random.get_state()
+        try: w = SeededDataset(p.dataset)[(0, 0)]['windows'][:1, :, :p.cfg.data.clip_len].to(p.device)
+        finally: random.setstate(py); np.random.set_state(npst)
+    ft = teacher_targets(p.teacher, w)
+    m = unwrap(p.model).model; was = m.training; m.eval()
+    try: fh = m(normalize_clip(w, p.cfg.data.mean, p.cfg.data.std), parse=True)['parsing'].float().softmax(1)
+    finally: m.train(was)
+    return ft[0], fh[0]
+
+# %% ../nbs/13_pretrain.ipynb #c026
+@patch
+def after_log(self: Pretraining, loop):
+    if loop.logger is None or self.teacher is None: return
+    if loop.step % (10 * loop.tc.log_every) and loop.step != self.last_step: return
+    ft, fh = parsing_maps(self)
+    fh = F.interpolate(fh[None], size=ft.shape[-2:], mode='nearest')[0]
+    loop.logger.image('parsing/teacher F_t | student F_h', torch.cat([part_image(ft), part_image(fh)], 1), loop.step)
+
+# %% ../nbs/13_pretrain.ipynb #c028
+@patch
+def is_complete(self: Pretraining, loop) -> bool:
+    done = loop.run / 'done.json'
+    if not done.is_file(): return False
+    if loop.step >= self.last_step: return True
+    if list_checkpoints(loop.ckpt_dir): return False  # continue from the checkpoint restored
+    steps = json.loads(done.read_text())['global_step']
+    if steps >= self.last_step: return True
+    raise RunDirError(f"{loop.run} holds a finished run of {steps} steps whose checkpoints/ is gone, so it cannot be "
+                      f"continued to step {self.last_step}; choose another --out")
+
+# %% ../nbs/13_pretrain.ipynb #c030
 def _digest(named_tensors) -> str:
     h = hashlib.sha256()
     for k, v in named_tensors:
@@ -188,6 +249,7 @@ def state_digests(model: nn.Module) -> dict:
     return {'parameters': _digest(m.named_parameters()), 'queue': _digest((k, v) for k, v in m.named_buffers() if k.startswith('queue')),
             'buffers': _digest(bufs)}
 
+# %% ../nbs/13_pretrain.ipynb #c031
 def encoder_payload(model: MoCoHCMTL, cfg: Config, step: int) -> dict:
     "The `encoder.pt` content: f_l + high-level encoders and metadata (weights_only-loadable)."
     m = unwrap(model).model
@@ -197,167 +259,69 @@ def encoder_payload(model: MoCoHCMTL, cfg: Config, step: int) -> dict:
                      'global_step': int(step), 'config_hash': config_hash(cfg)},
             'model_config': config_to_dict(cfg.model)}
 
-def _add_installed_packages(path: Path):
-    "Add every installed distribution and its version (what `pip freeze` lists) to environment.json."
-    from importlib import metadata
-    env = json.loads(path.read_text())
-    env['installed'] = dict(sorted({d.metadata['Name']: d.version for d in metadata.distributions() if d.metadata['Name']}.items(),
-                                   key=lambda kv: kv[0].lower()))
-    path.write_text(json.dumps(env, indent=2))
+# %% ../nbs/13_pretrain.ipynb #c032
+@patch
+def finish(self: Pretraining, loop):
+    digests = gather_objects(state_digests(self.model))
+    if not self.dist.is_main: return
+    tc, run = self.cfg.pretrain, loop.run
+    atomic_torch_save(encoder_payload(self.model, self.cfg, loop.step), run / 'encoder.pt')
+    rows = CSVLogger(run / 'log.csv', tensorboard=False).rows()
+    last = {k: float(v) for k, v in (rows[-1] if rows else {}).items() if k in TERMS and v != ''}
+    write_json({'global_step': loop.step, 'epochs_completed': loop.epoch, 'steps_per_epoch': self.steps_per_epoch,
+                'final': last, 'world_size': self.dist.world_size, 'global_batch': tc.batch_size * self.dist.world_size,
+                'seconds': round(time.perf_counter() - self.t0, 3) if hasattr(self, 't0') else None,
+                'encoder': 'encoder.pt', 'rank_digests': digests, 'config_hash': config_hash(self.cfg)}, run / 'done.json')
 
-def _prepare_run(cfg: Config, di: DistInfo, out, resume) -> Path:
-    "Create (rank 0) or reopen the run directory; every rank gets its path."
-    err, run, exc = None, None, None
-    if di.is_main:
-        try:
-            if resume is not None:
-                run = Path(resume)
-                old = load_config(run / 'config.yaml')
-                if config_hash(old) != config_hash(cfg):
-                    log.warning(f"{run}: resuming with a changed configuration; config.yaml is updated")
-                    save_config(cfg, run / 'config.yaml')
-            else:
-                if out is not None and list_checkpoints(Path(out) / 'checkpoints'):
-                    raise FileExistsError(f"{out} already holds a pretraining run; continue it with --resume {out}")
-                run = make_run_dir(cfg, 'pretrain', out)
-                _add_installed_packages(run / 'environment.json')
-        except Exception as e: err, exc = f"{type(e).__name__}: {e}", e
-    run, err = broadcast_object((str(run) if run else None, err))
-    if exc is not None: raise exc
-    if err: raise RuntimeError(f"rank 0 could not prepare the run directory: {err}")
-    return Path(run)
+# %% ../nbs/13_pretrain.ipynb #c034
+def prepare_default_world(cfg: Config, # data.root None and a synthetic preset: the default world is prepared
+                          teacher: bool=True, # also train its teacher if missing
+                         ) -> Path|None:
+    "Generate the preset's default synthetic world (and teacher) when missing; its path, or None when data.root is set."
+    if cfg.data.root or cfg.preset == 'paper': return None
+    world = world_root(cfg).absolute()
+    if not (world / 'world.json').is_file() or not (world / 'kinetics').is_dir():
+        log.warning(f"no synthetic world for preset {cfg.preset!r}: generating it in {world} (as hcmtl-reproduce does)")
+        from hcmtl.synth import generate_world
+        generate_world(cfg, world, progress=progress_enabled())
+    if teacher and cfg.teacher.kind == 'synth' and not cfg.teacher.path and not (world / 'teacher.pt').is_file():
+        log.warning(f"no synthetic teacher in {world}: training it (as hcmtl-reproduce does)")
+        from hcmtl.teachers import train_synth_teacher
+        t = cfg.teacher
+        train_synth_teacher(world, world / 'teacher.pt', epochs=t.train_epochs, size=t.train_size, width=t.width, seed=0,
+                            device='cuda' if torch.cuda.is_available() and cfg.device != 'cpu' else 'cpu', verbose=False)
+    return world
 
-# %% ../nbs/13_pretrain.ipynb #c017
-def _generators(p: Pretraining) -> dict:
-    "The trainer's own torch.Generators, saved with the RNG state."
-    return {'pairs': p.pair_generator, 'augment': p.augment.generator}
-
-def _restore(p: Pretraining, ckdir: Path) -> tuple:
-    "(epoch, step_in_epoch, global_step, meters) after loading the newest good checkpoint of `ckdir`."
-    di = p.dist
-    state, path = load_latest_checkpoint(ckdir)
-    if state is None:
-        log.warning(f"{ckdir}: no checkpoint to resume from; starting from the beginning")
-        return 0, 0, 0, _Meters()
-    info = restore_training_state(state, p.model, p.optimizer, p.scheduler, path=path)
-    epoch, step_in_epoch, step = info['epoch'], info['step_in_epoch'], info['global_step']
-    exact = len(info['rng']) == di.world_size and info.get('steps_per_epoch') == p.steps_per_epoch
-    if exact: set_rng_state(info['rng'][di.rank], _generators(p))
-    else: log.warning(f"{path}: saved by {len(info['rng'])} processes with {info.get('steps_per_epoch')} steps per epoch, "
-                      f"resumed on {di.world_size} with {p.steps_per_epoch}: the run continues, but not bit-exactly")
-    if di.is_main: log.info(f"resumed from {path} at epoch {epoch}, step {step}")
-    if step_in_epoch >= p.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
-    return epoch, step_in_epoch, step, _Meters(info.get('meters'))
-
-# %% ../nbs/13_pretrain.ipynb #c019
-def _run(cfg: Config, di: DistInfo, out, resume) -> Path:
-    tc = cfg.pretrain
-    run = _prepare_run(cfg, di, out, resume)
-    configure_backends(di.device, deterministic=di.device.type == 'cpu')
-    p = build_pretraining(cfg, di)
-    ckdir, gens = run / 'checkpoints', _generators(p)
-    epoch, step_in_epoch, step, meters = _restore(p, ckdir) if resume is not None else (0, 0, 0, _Meters())
-    if resume is not None and step >= p.last_step and (run / 'done.json').is_file() and (run / 'encoder.pt').is_file():
-        if di.is_main: log.info(f"{run} is already complete at step {step}")
-        return run
-    logger = CSVLogger(run / 'log.csv') if di.is_main else None
-    if logger: logger.truncate(step)
-    net = p.model
-    if di.distributed:
-        net = DistributedDataParallel(p.model, device_ids=[di.device.index] if di.device.type == 'cuda' else None)
-    maybe_compile(p.model.model, tc.compile)
-
-    def save():
-        rngs = gather_objects(rng_state(gens))
-        if di.is_main:
-            st = training_state(p.model, p.optimizer, p.scheduler, None, epoch, step_in_epoch, step, rngs,
-                                config_to_dict(cfg), meters=meters.state(), world_size=di.world_size,
-                                samples_in_epoch=step_in_epoch * tc.batch_size, steps_per_epoch=p.steps_per_epoch)
-            save_checkpoint(st, ckdir, step, tc.keep_last)
-        return step
-
-    tp, t_start = Throughput(di.world_size), time.perf_counter()
-    start_step = step
-    bar = Progress(p.last_step - step, progress_enabled(di))
-    last_saved, stopped = -1, False
-    with StopSignal() as stop:
-        while step < p.last_step and epoch < tc.epochs:
-            p.sampler.set_epoch(epoch); p.sampler.skip(step_in_epoch * tc.batch_size)
-            p.model.train(); ep_tp = Throughput(di.world_size); tp.reset()
-            for batch in p.loader:
-                tp.batch_ready(); ep_tp.batch_ready()
-                out = pretrain_step(p, batch, net)
-                terms = {k: v.detach().float() for k, v in out.items()}
-                if (term := injected_fault(step + 1, 'nan')) in terms: terms[term] = terms[term] * float('nan')
-                vals = torch.stack(list(terms.values())).cpu().tolist()
-                skipped = float(batch['skipped'].sum()) if 'skipped' in batch else 0.0
-                means, stopped, (skipped_all,) = reduce_step(dict(zip(terms, vals)), step + 1, stop.requested,
-                                                             (skipped,), di.world_size)
-                p.optimizer.zero_grad(set_to_none=True)
-                out['loss'].backward()
-                lr = p.optimizer.param_groups[0]['lr']  # the rate this step used
-                p.optimizer.step(); p.scheduler.step()
-                step += 1; step_in_epoch += 1
-                tp.step_done(tc.batch_size); ep_tp.step_done(tc.batch_size)
-                meters.add(means, skipped_all)
-                if step % tc.log_every == 0 or step == p.last_step:
-                    w, rate = meters.pop_window(), tp.read()
-                    row = {'kind': 'step', 'epoch': epoch, 'step': step, **{k: w[k] for k in terms},
-                           'lr': lr, 'clips_per_s': rate['clips_per_s'],
-                           'data_wait': rate['data_wait'], 'skipped': w['skipped']}
-                    if logger: logger.log(row)
-                    bar.update(step - start_step - bar.n, step=step,
-                               **{k: w[k] for k in terms}, **{'clips/s': rate['clips_per_s'],
-                               'wait': f"{100 * rate['data_wait']:.0f}%"})
-                end_of_epoch = step_in_epoch == p.steps_per_epoch
-                if end_of_epoch:
-                    e, rate = meters.pop_epoch(), ep_tp.read()
-                    if logger: logger.log({'kind': 'epoch', 'epoch': epoch, 'step': step, **{k: e[k] for k in terms},
-                                           'lr': lr, 'clips_per_s': rate['clips_per_s'],
-                                           'data_wait': rate['data_wait'], 'skipped': e['skipped']})
-                if (tc.ckpt_every and step % tc.ckpt_every == 0) or end_of_epoch or step == p.last_step or stopped:
-                    last_saved = save()
-                signal_faults(step)
-                if stopped or step >= p.last_step: break
-            if stopped: break
-            if step_in_epoch >= p.steps_per_epoch: epoch, step_in_epoch = epoch + 1, 0
-    bar.close()
-    if stopped:
-        barrier()
-        raise Preempted(f"stopped by a signal at step {step}; checkpoint saved in {ckdir}; continue with --resume {run}")
-    if last_saved != step and step > 0: save()
-    digests = gather_objects(state_digests(p.model))
-    if di.is_main:
-        atomic_torch_save(encoder_payload(p.model, cfg, step), run / 'encoder.pt', checksum=False)
-        last = {k: float(v) for k, v in (logger.rows()[-1] if logger.rows() else {}).items() if k in TERMS and v != ''}
-        done = {'global_step': step, 'epochs_completed': epoch, 'steps_per_epoch': p.steps_per_epoch, 'final': last,
-                'world_size': di.world_size, 'global_batch': tc.batch_size * di.world_size,
-                'seconds': round(time.perf_counter() - t_start, 3), 'encoder': 'encoder.pt',
-                'rank_digests': digests, 'config_hash': config_hash(cfg)}
-        atomic_write_bytes(json.dumps(done, indent=2).encode(), run / 'done.json')
-        logger.close()
-    barrier()
-    return run
-
-# %% ../nbs/13_pretrain.ipynb #c021
+# %% ../nbs/13_pretrain.ipynb #c036
 def pretrain(cfg: Config|None=None, # configuration (None with `resume`: the run's own config.yaml)
-             out=None, # run directory to create (None = <cfg.out>/pretrain-<time>-<hash>)
-             resume=None, # run directory to continue from its newest good checkpoint
+             out=None, # run directory (None = <cfg.out>/pretrain-<time>-<hash>); the same config continues it
+             resume=None, # run directory to continue, also with a changed config
             ) -> Path:
     "Pretrain with the multi-task loss of eq. 7; returns the run directory."
     if resume is not None:
-        if not (Path(resume) / 'config.yaml').is_file():
-            raise FileNotFoundError(f"cannot resume {resume}: no config.yaml there (not a pretraining run directory)")
-        if cfg is None: cfg = load_config(Path(resume) / 'config.yaml')
+        if run_kind(resume) != 'pretrain':
+            raise RunDirError(f"cannot resume {resume}: it holds no pretraining run (kind {run_kind(resume)!r})")
+        cfg, out = cfg or load_config(Path(resume) / 'config.yaml'), resume
     if cfg is None: raise ValueError("pretrain needs a config, or resume=RUN_DIR")
-    validate(cfg)
+    cfg = check_loss_weights(resolve_recipe(validate(cfg)))
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     di = setup_distributed(cfg.device)
-    try: return _run(cfg, di, out, resume)
+    try:
+        on_main(lambda: prepare_default_world(cfg), di)
+        with RunDir(out, 'pretrain', cfg, di, resume=resume is not None) as rd:
+            configure_backends(di.device, deterministic=di.device.type == 'cpu')
+            p = build_pretraining(cfg, di); p.t0 = time.perf_counter()
+            if rd.existing and not list_checkpoints(rd.path / 'checkpoints') and p.is_complete(Loop(rd.path, cfg.pretrain)):
+                if di.is_main: log.info(f"{rd.path} is already complete")
+                return rd.path  # nothing is rewritten
+            rd.start({'precision': describe_precision(di.device, precision_of(cfg.pretrain), cfg.pretrain.channels_last,
+                                                      cfg.pretrain.compile)})
+            fit(p, rd.path, cfg.pretrain, config_to_dict(cfg))
+            return rd.path
     finally:
         if owns_group: cleanup_distributed()
 
-# %% ../nbs/13_pretrain.ipynb #c023
+# %% ../nbs/13_pretrain.ipynb #c038
 def read_log(run) -> 'pd.DataFrame':
     "The `log.csv` of a run as a DataFrame."
     import pandas as pd
@@ -365,6 +329,7 @@ def read_log(run) -> 'pd.DataFrame':
     if not path.is_file(): raise FileNotFoundError(f"no log.csv in {run}")
     return pd.read_csv(path)
 
+# %% ../nbs/13_pretrain.ipynb #c039
 def plot_losses(run, # a run directory (or a DataFrame from `read_log`)
                 ax=None, # matplotlib axes (default: a new figure)
                ):
@@ -379,36 +344,42 @@ def plot_losses(run, # a run directory (or a DataFrame from `read_log`)
     ax.figure.tight_layout()
     return ax
 
-# %% ../nbs/13_pretrain.ipynb #c025
-def pretrain_cli(argv=None) -> int:
-    "Command line `hcmtl-pretrain`."
-    ap = argparse.ArgumentParser(prog='hcmtl-pretrain', description='Multi-task pretraining (eq. 7) of a 3-D CNN.')
+# %% ../nbs/13_pretrain.ipynb #c041
+def pretrain_parser() -> argparse.ArgumentParser:
+    "The arguments of `hcmtl-pretrain`."
+    ap = argparse.ArgumentParser(prog='hcmtl-pretrain', description='Multi-task pretraining (eq. 7) of a 3-D CNN.',
+                                 epilog=CLI_EPILOG)
     ap.add_argument('--preset', default=None, help='smoke, quick, synth or paper (required unless --resume)')
     ap.add_argument('--variant', choices=('full', 'no_kd', 'ti'), default=None, help='Table 2 variant')
     ap.add_argument('--backbone', default=None, help='c3d, r21d, r3d18 or r2plus1d18')
-    ap.add_argument('--data', default=None, help='synthetic world W or Kinetics root (default data/synth/<preset>)')
+    ap.add_argument('--data', default=None, help='synthetic world W or Kinetics root (default data/synth/<preset>, generated if missing)')
     ap.add_argument('--teacher', default=None, help='teacher checkpoint (default W/teacher.pt for synth)')
-    ap.add_argument('--out', default=None, help='run directory to create')
-    ap.add_argument('--resume', default=None, help='run directory to continue')
+    ap.add_argument('--out', default=None, help='run directory (the same command again continues it)')
+    ap.add_argument('--resume', default=None, help='run directory to continue, with its own config (+ overrides)')
     ap.add_argument('--seed', type=int, default=None)
     ap.add_argument('--device', default=None, help='auto, cpu, cuda')
     ap.add_argument('overrides', nargs='*', help='section.key=value')
-    a = ap.parse_args(argv)
+    return ap
+
+# %% ../nbs/13_pretrain.ipynb #c042
+def pretrain_cli(argv=None) -> int:
+    "Command line `hcmtl-pretrain`."
+    ap = pretrain_parser(); a = ap.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     try:
         if a.resume:
-            cfg = load_config(Path(a.resume) / 'config.yaml') if (Path(a.resume) / 'config.yaml').is_file() else None
-            if cfg is None: raise FileNotFoundError(f"cannot resume {a.resume}: no config.yaml there")
+            if run_kind(a.resume) != 'pretrain': raise RunDirError(f"cannot resume {a.resume}: it holds no pretraining run")
+            cfg = load_config(Path(a.resume) / 'config.yaml')
         elif a.preset: cfg = get_preset(a.preset)
         else: ap.error('--preset is required (or --resume RUN_DIR)')
         ov = list(a.overrides)
         for flag, key in (('variant', 'model.variant'), ('backbone', 'model.backbone'), ('data', 'data.root'),
                           ('teacher', 'teacher.path'), ('seed', 'seed'), ('device', 'device')):
             if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
-        cfg = validate(apply_overrides(cfg, ov))
-        run = pretrain(cfg, out=a.out, resume=a.resume)
-    except (ConfigError, FileNotFoundError, FileExistsError) as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
+        run = pretrain(validate(apply_overrides(cfg, ov)), out=a.out, resume=a.resume)
+    except (ConfigError, FileNotFoundError, FileExistsError, CheckpointError, ValueError) as e:
+        print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
     except NonFiniteLossError as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 1
     except Preempted as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 143
     if int(os.environ.get('RANK', '0')) == 0: print(run)

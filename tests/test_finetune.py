@@ -1,5 +1,6 @@
-"""Fine-tuning and evaluation end to end on the smoke world: hcmtl-finetune, hcmtl-eval, metrics."""
-import contextlib, io, json, os
+"""Fine-tuning and evaluation end to end on the smoke world (`smoke_world`, tests/conftest.py): hcmtl-finetune,
+hcmtl-eval, metrics, unreadable videos, checksums, run directories."""
+import contextlib, io, json, os, shutil
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,9 @@ def _quiet(fn, *a):
 
 
 @pytest.fixture(scope='session')
-def world(tmp_path_factory):
-    from hcmtl.synth import synth_cli
-    w = tmp_path_factory.mktemp('finetune') / 'world'
-    rc, _ = _quiet(synth_cli, ['--preset', 'smoke', '--out', str(w), '--no-progress'])
-    assert rc == 0
-    return w
+def world(smoke_world):
+    "The session's smoke world (tests/conftest.py)."
+    return smoke_world
 
 
 @pytest.fixture(scope='session')
@@ -151,3 +149,59 @@ def test_bad_inputs_are_named(world, pretrained, ucf_run, tmp_path, capsys):
     assert rc == 2 and '--resume' in capsys.readouterr().err
     rc = eval_cli(['--run', str(tmp_path)])
     assert rc == 2 and 'not a fine-tuning run' in capsys.readouterr().err
+
+
+def test_unreadable_test_video_is_dropped_and_named(world, tmp_path, capsys):
+    "A zero-byte test video is dropped, counted and named (metrics.json, summary, hcmtl-eval), never replaced by another."
+    from hcmtl.datasets import build_splits
+    w = tmp_path / 'w'
+    shutil.copytree(world / 'ucf101', w / 'ucf101')
+    test = build_splits('ucf101', w / 'ucf101', 1, 0.25, 0)['test']
+    bad = Path(test[0].path); bad.write_bytes(b'')
+    out = tmp_path / 'ft'
+    rc, txt = _quiet(finetune_cli, ['--pretrained', 'none', '--dataset', 'ucf101', '--data', str(w / 'ucf101'),
+                                    '--preset', 'smoke', '--variant', 'no_kd', '--out', str(out)])
+    assert rc == 0, txt
+    m = read_metrics(out)
+    assert m['summary']['skipped_videos'] == 1 and json.loads(txt.splitlines()[0])['skipped_videos'] == 1
+    assert [s['path'] for s in m['skipped_videos']['test']] == [str(bad)]
+    assert m['test']['video']['num_videos'] == len(test) - 1
+    preds = read_predictions(out / 'predictions.csv')
+    assert bad.name not in ' '.join(preds['paths']) and len(preds['paths']) == len(test) - 1
+    rc, txt = _quiet(eval_cli, ['--run', str(out)])
+    ev = json.loads(txt)
+    assert rc == 0 and ev['skipped_videos'] == 1 and ev['skipped'] == [str(bad)]
+
+
+def test_encoder_and_best_checksums(world, pretrained, ucf_run, tmp_path, capsys, caplog):
+    "A bit-flipped encoder.pt or best.pt is refused by name; an encoder without its checksum file loads with a loud warning."
+    enc = tmp_path / 'p' / 'encoder.pt'; enc.parent.mkdir()
+    data = bytearray((pretrained / 'encoder.pt').read_bytes()); data[-300:-236] = bytes(b ^ 0xFF for b in data[-300:-236])
+    enc.write_bytes(data); shutil.copy(pretrained / 'encoder.pt.sha256', tmp_path / 'p' / 'encoder.pt.sha256')
+    rc = finetune_cli(['--pretrained', str(enc), '--dataset', 'ucf101', '--data', str(world), '--preset', 'smoke'])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'corrupt' in err and str(enc) in err, err
+    from hcmtl.finetune import load_pretrained
+    plain = tmp_path / 'q' / 'encoder.pt'; plain.parent.mkdir(); shutil.copy(pretrained / 'encoder.pt', plain)
+    assert not load_pretrained(plain).scratch and 'NO CHECKSUM' in caplog.text
+    run = tmp_path / 'run'; shutil.copytree(ucf_run, run)
+    b = bytearray((run / 'best.pt').read_bytes()); b[-200] ^= 0xFF; (run / 'best.pt').write_bytes(b)
+    rc = eval_cli(['--run', str(run)])
+    assert rc == 2 and 'best.pt' in capsys.readouterr().err
+
+
+def test_run_directories_are_not_shared(world, pretrained, ucf_run, tmp_path, capsys):
+    "hcmtl-finetune --out onto a pretraining run is refused and changes nothing; --resume needs a fine-tuning run."
+    before = {p.name: p.read_bytes() for p in pretrained.iterdir() if p.is_file()}
+    rc = finetune_cli(['--pretrained', str(pretrained), '--dataset', 'ucf101', '--data', str(world), '--preset', 'smoke',
+                       '--out', str(pretrained)])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'holds a pretrain run' in err and str(pretrained) in err, err
+    assert {p.name: p.read_bytes() for p in pretrained.iterdir() if p.is_file()} == before
+    rc = finetune_cli(['--resume', str(pretrained)])
+    assert rc == 2 and 'not a fine-tuning run' in capsys.readouterr().err
+    rc, txt = _quiet(finetune_cli, ['--resume', str(ucf_run)])  # a finished fine-tuning run: noticed, left alone
+    assert rc == 0 and json.loads(txt.splitlines()[0]) == {k: (round(v, 2) if isinstance(v, float) else v)
+                                                            for k, v in read_metrics(ucf_run)['summary'].items()}
+    import yaml
+    assert yaml.safe_load((ucf_run / 'config.yaml').read_text())['out'] == str(ucf_run.absolute())
