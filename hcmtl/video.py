@@ -56,10 +56,12 @@ def _container_format(path: Path) -> str:
     return {'.avi': 'avi', '.mov': 'mov', '.mkv': 'matroska'}.get(path.suffix.lower(), 'mp4')
 
 # %% ../nbs/02_video.ipynb #c014
-def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_rate: int, crf: int):
-    "An encoder stream: MPEG-4 Part 2 for .avi (or without libx264), else H.264 at constant quality."
+def _add_stream(out, path: Path, rate, width: int, height: int, gop: int, bit_rate: int, crf: int, codec: str|None=None):
+    "An encoder stream: `codec`, or MPEG-4 Part 2 for .avi (or without libx264), else H.264 at constant quality."
     import av
-    if path.suffix.lower() == '.avi' or 'libx264' not in av.codecs_available:
+    if codec not in (None, 'mpeg4', 'libx264'): raise ValueError(f"{path}: codec must be 'mpeg4' or 'libx264', got {codec!r}")
+    if codec == 'libx264' and 'libx264' not in av.codecs_available: raise ValueError(f"{path}: this FFmpeg build has no libx264")
+    if codec == 'mpeg4' or (codec is None and (path.suffix.lower() == '.avi' or 'libx264' not in av.codecs_available)):
         st = out.add_stream('mpeg4', rate=rate); st.bit_rate = bit_rate
     else:
         st = out.add_stream('libx264', rate=rate); st.options = {'crf': str(crf), 'preset': 'veryfast'}
@@ -86,6 +88,7 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.2
                 fps: int=25, # frame rate
                 gop: int=12, # key-frame interval
                 bit_rate: int=4_000_000, # MPEG-4 bit rate (high: near-lossless at small sizes); H.264 uses crf 18
+                codec: str|None=None, # 'mpeg4' or 'libx264'; None = by suffix (.avi: mpeg4, else H.264 where available)
                ) -> Path:
     "Encode uint8 RGB frames into a video file with PyAV (written under a temporary name, then renamed)."
     import av
@@ -95,11 +98,13 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.2
     h, w = frames.shape[1:3]
     if h % 2 or w % 2: raise ValueError(f"frame size must be even for yuv420p, got {w}x{h} for {path}")
     tmp = path.with_name(path.name + '.part')
-    with av.open(str(tmp), mode='w', format=_container_format(path)) as out:
-        st = _add_stream(out, path, fps, w, h, gop, bit_rate, 18)
-        for f in frames:
-            for pkt in st.encode(_yuv420_frame(f)): out.mux(pkt)
-        for pkt in st.encode(): out.mux(pkt)
+    try:
+        with av.open(str(tmp), mode='w', format=_container_format(path)) as out:
+            st = _add_stream(out, path, fps, w, h, gop, bit_rate, 18, codec)
+            for f in frames:
+                for pkt in st.encode(_yuv420_frame(f)): out.mux(pkt)
+            for pkt in st.encode(): out.mux(pkt)
+    except BaseException: tmp.unlink(missing_ok=True); raise
     tmp.replace(path)
     return path
 
