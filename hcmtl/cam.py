@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['class_activation_map', 'grad_cam', 'upsample_cam', 'cam_energy_in_mask', 'overlay', 'cam_figure', 'save_cam_gif']
+__all__ = ['class_activation_map', 'grad_cam', 'upsample_cam', 'cam_energy_in_mask', 'overlay', 'cam_figure', 'save_cam_gif',
+           'parts_file', 'person_mask', 'load_classifier', 'test_clip', 'run_cams', 'cam_energy_table']
 
 # %% ../nbs/15_cam.ipynb #c005
 def class_activation_map(feature_maps: torch.Tensor, # B×F×t×h×w maps whose global average feeds the classifier
@@ -109,3 +110,99 @@ def save_cam_gif(frames: np.ndarray, cam: np.ndarray, path, fps: int=8) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)
     return path
+
+# %% ../nbs/15_cam.ipynb #c024
+def parts_file(world, dataset: str, root, video) -> Path:
+    "The part-label file of a synthetic video: W/parts/<dataset>/<path relative to the dataset root>.npz."
+    import os
+    return Path(world) / 'parts' / dataset / Path(os.path.relpath(video, root)).with_suffix('.npz')
+
+def person_mask(parts: np.ndarray, # T0×H0×W0 part labels of the whole video (0 = background)
+                idx, # frame indices of the clip
+                frame_hw: tuple, # (H, W) of the decoded frames
+                crop, # the clip's crop (y0, x0, h, w, flip), as `center_crop_params` returns it
+                size: int, # the clip's side
+               ) -> np.ndarray:
+    "Bool T×size×size mask of the person in a clip, cut like the clip."
+    import cv2
+    p = parts[np.minimum(np.asarray(idx), len(parts) - 1)]
+    if p.shape[1:] != tuple(frame_hw):
+        p = np.stack([cv2.resize(f, frame_hw[::-1], interpolation=cv2.INTER_NEAREST) for f in p])
+    m = p[:, crop.y0:crop.y0 + crop.h, crop.x0:crop.x0 + crop.w]
+    m = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_NEAREST) for f in m]) > 0
+    return np.ascontiguousarray(m[:, :, ::-1]) if crop.flip else m
+
+# %% ../nbs/15_cam.ipynb #c026
+def load_classifier(run):
+    "The selected (best.pt) classifier of a fine-tuning run, in eval mode, and its class names."
+    from hcmtl.core import ModelConfig
+    from hcmtl.engine import load_verified
+    from hcmtl.model import HCMTLClassifier
+    best = load_verified(Path(run) / 'best.pt')
+    model = HCMTLClassifier(ModelConfig(**best['model_config']), len(best['classes']))
+    model.load_state_dict(best['state_dict'])
+    return model.eval(), best['classes']
+
+def test_clip(item, d):
+    "(uint8 clip T×S×S×3, frame indices, crop, decoded frame size) of a video's middle test clip."
+    from hcmtl.video import read_frames, video_meta
+    from hcmtl.sampling import evenly_spaced_clips
+    from hcmtl.transforms import center_crop_params, apply_crop
+    n = video_meta(item.path, d.backend).num_frames
+    idx = evenly_spaced_clips(n, d.clip_len, d.test_clips)[d.test_clips // 2]
+    frames = read_frames(item.path, idx, d.backend, d.decode_short_side)
+    c = center_crop_params(*frames.shape[1:3], min(1.0, d.size / d.decode_short_side) if d.decode_short_side else 1.0)
+    return apply_crop(frames, c, d.size), idx, c, frames.shape[1:3]
+
+# %% ../nbs/15_cam.ipynb #c027
+def run_cams(run, # a fine-tuning run directory
+             n_videos: int=48, # test videos (evenly spread over the test list)
+             world=None, # synthetic world root, for person masks; None = no energy
+             keep: int=3, # clips whose frames and maps are returned for the figure
+            ) -> dict:
+    "Per-clip CAM energy on the person and person pixel share over `n_videos` test clips, plus `keep` clips' maps."
+    import json, os
+    from hcmtl.core import load_config
+    from hcmtl.datasets import build_splits
+    from hcmtl.transforms import frames_to_clip, normalize_clip
+    run = Path(run)
+    cfg, info = load_config(run / 'config.yaml'), json.loads((run / 'finetune.json').read_text())
+    model, classes = load_classifier(run); d = cfg.data
+    test = build_splits(info['dataset'], info['root'], info['fold'], d.val_fraction, cfg.seed)['test']
+    pick = [test[i] for i in np.unique(np.linspace(0, len(test) - 1, min(n_videos, len(test))).round().astype(int))]
+    out = {'frames': [], 'cams': [], 'labels': [], 'classes': classes, 'energy': [], 'person_area': [],
+           'videos': [os.path.relpath(i.path, info['root']) for i in pick]}
+    for k, item in enumerate(pick):
+        clip, idx, c, hw = test_clip(item, d)
+        x = normalize_clip(frames_to_clip(clip)[None], d.mean, d.std)
+        with torch.no_grad(): maps = model.feature_maps(x)
+        cam = upsample_cam(class_activation_map(maps, model.fc.weight.detach(), item.label), x.shape[2:])[0]
+        if k < keep: out['frames'].append(clip); out['cams'].append(cam.numpy()); out['labels'].append(item.label)
+        pf = parts_file(world, info['dataset'], info['root'], item.path) if world else None
+        if pf is not None and pf.is_file():
+            m = person_mask(np.load(pf)['parts'], idx, hw, c, d.size)
+            out['energy'].append(float(cam_energy_in_mask(cam[None], torch.from_numpy(m)[None])[0]))
+            out['person_area'].append(float(m.mean()))
+    for k in ('energy', 'person_area'):
+        if len(out[k]) != len(pick): out[k] = None
+    return out
+
+# %% ../nbs/15_cam.ipynb #c029
+def cam_energy_table(res: dict, # row name -> `run_cams` result (same clips for every row)
+                    ) -> 'pd.DataFrame':
+    "Rows: each run's energy on the person (mean ± 95% CI over clips), the uniform baseline, paired differences."
+    import pandas as pd
+    from hcmtl.results import mean_ci, fmt_ci
+    res = {k: r for k, r in res.items() if r.get('energy')}
+    if not res: return pd.DataFrame(columns=['row', 'energy on person (%)', 'n clips'])
+    pct = lambda v: 100 * np.asarray(v, float)
+    cell = lambda v, signed=False: fmt_ci(*mean_ci(pct(v)), signed=signed)
+    rows = [{'row': k, 'energy on person (%)': cell(r['energy']), 'n clips': len(r['energy'])} for k, r in res.items()]
+    first, r0 = next(iter(res.items()))
+    rows.append({'row': 'uniform map (person pixel share)', 'energy on person (%)': cell(r0['person_area']),
+                 'n clips': len(r0['person_area'])})
+    for k, r in list(res.items())[1:]:
+        if len(r['energy']) == len(r0['energy']):
+            rows.append({'row': f'{k} − {first} (paired by clip)', 'n clips': len(r['energy']),
+                         'energy on person (%)': cell(np.subtract(r['energy'], r0['energy']), signed=True)})
+    return pd.DataFrame(rows)

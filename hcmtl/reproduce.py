@@ -16,13 +16,15 @@ import torch
 
 from .core import (Config, ConfigError, ModelConfig, apply_overrides, config_hash, get_preset, load_config,
                         save_config, validate)
-from .results import read_paper_tables, results_table, table_markdown, plot_ablation, RESULT_COLUMNS
-from .cam import class_activation_map, upsample_cam, cam_energy_in_mask, cam_figure, save_cam_gif
+from .results import read_paper_tables, results_table, frozen_table, table_markdown, plot_ablation, RESULT_COLUMNS
+from .cam import run_cams, cam_energy_table, cam_figure, save_cam_gif
+from .metrics import linear_probe, knn_accuracy
 
 # %% auto #0
-__all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'PUBLISHED', 'Job', 'job_config',
-           'plan_reproduction', 'run_job', 'collect_results', 'parts_file', 'run_cams', 'cam_comparison', 'reproduce',
-           'publish', 'reproduce_cli']
+__all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES', 'CAM_CLIPS',
+           'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job', 'frozen_features', 'frozen_scores',
+           'run_probe', 'job_rows', 'collect_results', 'cam_comparison', 'shown_path', 'summary_markdown', 'reproduce',
+           'projected_time', 'relative_text', 'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -30,20 +32,23 @@ log = logging.getLogger('hcmtl.reproduce')
 REPRO_BACKBONES = ('c3d', 'r21d')  # the two architectures of Tables 1 and 2
 REPRO_VARIANTS = ('no_kd', 'ti', 'full')  # RSPNet*, task-independent, ours
 REPRO_DATASETS = ('ucf101', 'hmdb51')
-DEFAULT_SEEDS = {'smoke': 1, 'quick': 1, 'synth': 3, 'paper': 3}  # seeds per preset when --seeds is not given (quick: 1 to fit ~20 min on 2 CPU cores)
+DEFAULT_SEEDS = {'smoke': 1, 'quick': 3, 'synth': 3, 'paper': 3}  # seeds per preset when --seeds is not given
+DEFAULT_BACKBONES = {'smoke': REPRO_BACKBONES, 'quick': ('c3d',), 'synth': REPRO_BACKBONES, 'paper': REPRO_BACKBONES}
+CAM_CLIPS = {'smoke': 4, 'quick': 48, 'synth': 96, 'paper': 96}  # test clips whose CAM energy on the person is measured
 
 @dataclass
 class Job:
     "One pretraining or fine-tuning run of a reproduction."
-    kind: str  # 'pretrain' or 'finetune'
+    kind: str  # 'pretrain', 'finetune' or 'probe' (frozen-feature evaluation only)
     name: str  # human-readable name, e.g. 'c3d-full-s0' or 'c3d-full-s0-ucf101'
     cfg: Config  # its full configuration
     run: Path  # its run directory (name + config hash)
-    pretrained: Job|None = None  # fine-tuning: the pretraining job it starts from (None = from scratch)
-    dataset: str|None = None  # fine-tuning: 'ucf101' or 'hmdb51'
+    pretrained: Job|None = None  # fine-tuning / probe: the pretraining job it starts from (None = random init)
+    dataset: str|None = None  # fine-tuning / probe: 'ucf101' or 'hmdb51'
 
     @property
-    def done_file(self) -> Path: return self.run / ('done.json' if self.kind == 'pretrain' else 'metrics.json')
+    def done_file(self) -> Path:
+        return self.run / {'pretrain': 'done.json', 'finetune': 'metrics.json', 'probe': 'probe.json'}[self.kind]
     @property
     def done(self) -> bool: return self.done_file.is_file()
 
@@ -61,6 +66,7 @@ def plan_reproduction(preset: str, # smoke, quick, synth or paper
                       overrides=(), # user overrides applied to every job
                       backbones=REPRO_BACKBONES, variants=REPRO_VARIANTS, datasets=REPRO_DATASETS,
                       scratch: bool=True, # add the from-scratch baseline rows
+                      finetune_on=None, # datasets that are fine-tuned (None = all); the others are evaluated frozen only
                      ) -> list:
     "The jobs of a reproduction, pretraining before the fine-tuning that needs it."
     out, jobs = Path(out), []
@@ -80,7 +86,11 @@ def plan_reproduction(preset: str, # smoke, quick, synth or paper
                     name = f"{bb}-{v}-s{seed}-{ds}"
                     p = pre.get(v)
                     h = config_hash({'cfg': config_hash(cfg), 'pre': p.run.name if p else 'none', 'ds': ds})
-                    jobs.append(Job('finetune', name, cfg, out / 'finetune' / f"{name}-{h}", p, ds))
+                    if finetune_on is None or ds in finetune_on:
+                        jobs.append(Job('finetune', name, cfg, out / 'finetune' / f"{name}-{h}", p, ds))
+                    else:
+                        name = name.replace('scratch', 'random')
+                        jobs.append(Job('probe', name, cfg, out / 'probe' / f"{name}-{h}", p, ds))
     return jobs
 
 # %% ../nbs/16_reproduce.ipynb #c010
@@ -106,6 +116,8 @@ def run_job(job: Job, # the job
            ) -> str:
     "Run, resume or reuse a job; returns 'reused', 'resumed' or 'ran'."
     if job.done: return 'reused'
+    if job.kind == 'probe':  # in-process on this process's device; its feature cache is reused when valid
+        run_probe(job); return 'ran'
     resume = job.run if _has_checkpoints(job.run) else None
     if resume is None and job.run.exists(): shutil.rmtree(job.run)  # a start that never checkpointed
     if nproc > 1:
@@ -126,102 +138,121 @@ def run_job(job: Job, # the job
     return 'ran' if resume is None else 'resumed'
 
 # %% ../nbs/16_reproduce.ipynb #c012
+def frozen_features(cfg: Config, # the job's config (model, data, seed, device)
+                    pretrained, # pretraining run dir, or None for the random-init encoder
+                    dataset: str, # 'ucf101' or 'hmdb51'
+                    run: Path, # where features/{train,val,test}.pt are cached
+                   ) -> tuple:
+    "({split: features dict}, class names) of a frozen encoder on a downstream set."
+    from hcmtl.core import config_to_dict, get_device, seed_everything, default_workers
+    from hcmtl.datasets import build_splits
+    from hcmtl.finetune import build_classifier, downstream_root, finetune_model_config, load_pretrained, video_features
+    from hcmtl.accel import precision_of
+    pre = load_pretrained(pretrained or 'none')
+    mcfg = finetune_model_config(cfg.model, pre)
+    sp = build_splits(dataset, downstream_root(cfg, dataset), cfg.data.fold, cfg.data.val_fraction, cfg.seed)
+    seed_everything(cfg.seed)
+    enc, _ = build_classifier(mcfg, len(sp['classes']), pre)
+    dev = get_device(cfg.device); enc.to(dev)
+    fp = {'encoder': pre.sha256 or f'none-seed{cfg.seed}', 'model': config_to_dict(mcfg)}
+    feats = {s: video_features(enc, sp[s], cfg.data, cache=run / 'features' / f'{s}.pt', fingerprint=fp, device=dev,
+                               amp=precision_of(cfg.finetune), num_workers=default_workers(cfg.data.num_workers))
+             for s in ('train', 'val', 'test') if sp[s]}
+    return feats, sp['classes']
+
+# %% ../nbs/16_reproduce.ipynb #c013
+def frozen_scores(feats: dict, # split -> {'features', 'labels'} (train, optional val, test)
+                  num_classes: int, seed: int=0) -> dict:
+    "{'linear': linear-probe result, 'knn': weighted-kNN result} of frozen features."
+    gallery = [feats[s] for s in ('train', 'val') if s in feats]
+    knn = knn_accuracy({'features': torch.cat([g['features'] for g in gallery]),
+                        'labels': torch.cat([g['labels'] for g in gallery])}, feats['test'], num_classes=num_classes)
+    lin = linear_probe(feats['train'], feats['test'], feats.get('val'), num_classes=num_classes, seed=seed)
+    return {'linear': lin, 'knn': knn}
+
+def run_probe(job: Job) -> Path:
+    "Run a probe job: frozen features, linear probe and kNN, written to <run>/probe.json."
+    job.run.mkdir(parents=True, exist_ok=True)
+    feats, classes = frozen_features(job.cfg, job.pretrained.run if job.pretrained else None, job.dataset, job.run)
+    res = frozen_scores(feats, len(classes), job.cfg.seed)
+    c = job.cfg
+    out = {'preset': c.preset, 'backbone': c.model.backbone, 'variant': 'random' if job.pretrained is None else c.model.variant,
+           'dataset': job.dataset, 'fold': c.data.fold, 'seed': c.seed, **res,
+           'skipped_videos': {s: f.get('skipped', []) for s, f in feats.items()}}
+    tmp = job.done_file.with_suffix('.tmp'); tmp.write_text(json.dumps(out, indent=1)); tmp.replace(job.done_file)
+    return job.done_file
+
+# %% ../nbs/16_reproduce.ipynb #c017
+def _feature_file(path: Path) -> dict:
+    d = torch.load(path, map_location='cpu', weights_only=True)
+    return {'features': d['features'], 'labels': d['labels']}
+
+def job_rows(job: Job, out) -> list:
+    "results.csv rows (dicts with RESULT_COLUMNS) of a finished job."
+    c = job.cfg
+    run = os.path.relpath(job.run, out)
+    if job.kind == 'probe':
+        m = json.loads(job.done_file.read_text())
+        base = {k: m[k] for k in ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed')}
+        return [{**base, 'protocol': p, 'acc1': m[p]['acc1'], 'acc5': m[p]['acc5'], 'n_test': m[p]['num_test'],
+                 'run_dir': run} for p in ('linear', 'knn')]
+    m = json.loads(job.done_file.read_text())
+    scratch = job.pretrained is None
+    base = {'preset': m['preset'], 'backbone': m['backbone'], 'dataset': m['dataset'], 'fold': m['fold'], 'seed': m['seed']}
+    v = m['test']['video']
+    rows = [{**base, 'variant': 'scratch' if scratch else m['variant'], 'protocol': 'finetune', 'acc1': v['acc1'],
+             'acc5': v['acc5'], 'n_test': v['num_videos'], 'run_dir': run}]
+    fv = 'random' if scratch else m['variant']
+    lp = m['linear_probe']
+    rows.append({**base, 'variant': fv, 'protocol': 'linear', 'acc1': lp['acc1'], 'acc5': lp['acc5'],
+                 'n_test': lp['num_test'], 'run_dir': run})
+    fdir = job.run / 'features'
+    if (fdir / 'train.pt').is_file() and (fdir / 'test.pt').is_file():
+        feats = {s: _feature_file(fdir / f'{s}.pt') for s in ('train', 'val', 'test') if (fdir / f'{s}.pt').is_file()}
+        gallery = [feats[s] for s in ('train', 'val') if s in feats]
+        kn = knn_accuracy({'features': torch.cat([g['features'] for g in gallery]),
+                           'labels': torch.cat([g['labels'] for g in gallery])}, feats['test'],
+                          num_classes=len(m['per_class']))
+        rows.append({**base, 'variant': fv, 'protocol': 'knn', 'acc1': kn['acc1'], 'acc5': kn['acc5'],
+                     'n_test': kn['num_test'], 'run_dir': run})
+    return rows
+
 def collect_results(jobs: list, out) -> pd.DataFrame:
-    "results.csv rows of all finished fine-tuning jobs, written to <out>/results.csv."
-    from hcmtl.finetune import metrics_row
-    rows = [metrics_row(j.run) for j in jobs if j.kind == 'finetune' and j.done]
-    df = pd.DataFrame(rows)
-    for c in RESULT_COLUMNS:
-        if c not in df.columns: df[c] = pd.Series(dtype=object)
-    for c in [c for c in df.columns if 'acc' in c or c.startswith('R@')]:
-        df[c] = df[c].astype(float)
-    df['run_dir'] = [os.path.relpath(p, out) for p in df['run_dir']]
+    "results.csv rows of all finished fine-tuning and probe jobs, written to <out>/results.csv."
+    rows = [r for j in jobs if j.kind in ('finetune', 'probe') and j.done for r in job_rows(j, out)]
+    df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    df = df.sort_values(['backbone', 'dataset', 'protocol', 'variant', 'seed'], kind='stable').reset_index(drop=True)
+    for c in ('acc1', 'acc5'): df[c] = df[c].astype(float).round(4)
     df.to_csv(Path(out) / 'results.csv', index=False)
     return df
 
-# %% ../nbs/16_reproduce.ipynb #c014
-def _load_classifier(run: Path):
-    from hcmtl.engine import load_verified
-    from hcmtl.model import HCMTLClassifier
-    best = load_verified(run / 'best.pt')
-    model = HCMTLClassifier(ModelConfig(**best['model_config']), len(best['classes']))
-    model.load_state_dict(best['state_dict'])
-    return model.eval(), best['classes']
-
-def parts_file(world, dataset: str, root, video) -> Path:
-    "The part-label file of a synthetic video: W/parts/<dataset>/<path relative to the dataset root>.npz."
-    return Path(world) / 'parts' / dataset / Path(os.path.relpath(video, root)).with_suffix('.npz')
-
-def run_cams(run, # a fine-tuning run directory
-             n_videos: int=4, # test videos (evenly spread over the test list)
-             world=None, # synthetic world root, for person masks; None = no energy figure
-            ) -> dict:
-    "Clips, CAMs (N×T×H×W in [0,1]) and per-clip CAM energy on the person (if masks exist)."
-    import cv2
-    from hcmtl.datasets import build_splits
-    from hcmtl.video import read_frames, video_meta
-    from hcmtl.sampling import evenly_spaced_clips
-    from hcmtl.transforms import center_crop_params, apply_crop, frames_to_clip, normalize_clip
-    run = Path(run)
-    cfg, info = load_config(run / 'config.yaml'), json.loads((run / 'finetune.json').read_text())
-    model, classes = _load_classifier(run)
-    d = cfg.data
-    test = build_splits(info['dataset'], info['root'], info['fold'], d.val_fraction, cfg.seed)['test']
-    pick = [test[i] for i in np.linspace(0, len(test) - 1, min(n_videos, len(test))).round().astype(int)]
-    frames_out, cams, energy, area, labels = [], [], [], [], []
-    for item in pick:
-        n = video_meta(item.path, d.backend).num_frames
-        idx = evenly_spaced_clips(n, d.clip_len, d.test_clips)[d.test_clips // 2]
-        frames = read_frames(item.path, idx, d.backend, d.decode_short_side)
-        frac = min(1.0, d.size / d.decode_short_side) if d.decode_short_side else 1.0
-        c = center_crop_params(*frames.shape[1:3], frac)
-        clip = apply_crop(frames, c, d.size)
-        x = normalize_clip(frames_to_clip(clip)[None], d.mean, d.std)
-        with torch.no_grad(): maps = model.feature_maps(x)
-        cam = upsample_cam(class_activation_map(maps, model.fc.weight.detach(), item.label), x.shape[2:])[0]
-        frames_out.append(clip); cams.append(cam.numpy()); labels.append(item.label)
-        pf = parts_file(world, info['dataset'], info['root'], item.path) if world else None
-        if pf is not None and pf.is_file():
-            all_parts = np.load(pf)['parts']
-            parts = all_parts[np.minimum(idx, len(all_parts) - 1)]
-            sy, sx = frames.shape[1] / parts.shape[1], frames.shape[2] / parts.shape[2]
-            if (sy, sx) != (1, 1): parts = np.stack([cv2.resize(p, frames.shape[2:0:-1], interpolation=cv2.INTER_NEAREST) for p in parts])
-            m = parts[:, c.y0:c.y0 + c.h, c.x0:c.x0 + c.w]
-            m = np.stack([cv2.resize(p, (d.size, d.size), interpolation=cv2.INTER_NEAREST) for p in m]) > 0
-            if c.flip: m = m[:, :, ::-1]
-            energy.append(float(cam_energy_in_mask(cam[None], torch.from_numpy(m.copy())[None])[0]))
-            area.append(float(m.mean()))
-    return {'frames': frames_out, 'cams': cams, 'labels': labels, 'classes': classes,
-            'energy': energy if len(energy) == len(pick) else None, 'person_area': area if len(area) == len(pick) else None,
-            'videos': [os.path.relpath(i.path, info['root']) for i in pick]}
-
-# %% ../nbs/16_reproduce.ipynb #c016
+# %% ../nbs/16_reproduce.ipynb #c019
 def cam_comparison(runs: dict, # row name -> fine-tuning run dir, e.g. {'RSPNet* (no_kd)': ..., 'Ours (full)': ...}
-                   out, # folder for cam.png, cam_<k>.png, cam.gif and cam.json
+                   out, # folder for cam_<k>.png, cam.gif and cam.json
                    world=None, # synthetic world (person masks)
-                   n_videos: int=3, # clips shown
+                   n_clips: int=48, # test clips whose energy is measured
+                   n_shown: int=3, # clips drawn
                   ) -> dict:
-    "The Fig. 3 comparison on the same clips; returns the energy summary and the figure paths."
+    "The Fig. 3 comparison on the same clips; returns the energy summary, its table and the figure names."
+    import matplotlib.pyplot as plt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    res = {name: run_cams(r, n_videos, world) for name, r in runs.items()}
+    res = {name: run_cams(r, n_clips, world, keep=n_shown) for name, r in runs.items()}
     first = next(iter(res.values()))
     paths = []
     for k in range(len(first['frames'])):
         en = {n: r['energy'][k] for n, r in res.items() if r['energy']}
-        p = out / f'cam_{k}.png'
-        fig = cam_figure(first['frames'][k], {n: r['cams'][k] for n, r in res.items()}, p, energies=en or None)
-        import matplotlib.pyplot as plt; plt.close(fig)
-        paths.append(str(p))
-    last = list(res)[-1]
-    gif = save_cam_gif(first['frames'][0], res[last]['cams'][0], out / 'cam.gif')
-    summary = {'figures': [Path(p).name for p in paths], 'gif': gif.name, 'videos': first['videos'],
-               'energy_on_person': {n: (float(np.mean(r['energy'])) if r['energy'] else None) for n, r in res.items()},
+        fig = cam_figure(first['frames'][k], {n: r['cams'][k] for n, r in res.items()}, out / f'cam_{k}.png',
+                         energies=en or None)
+        plt.close(fig); paths.append(f'cam_{k}.png')
+    gif = save_cam_gif(first['frames'][0], res[list(res)[-1]]['cams'][0], out / 'cam.gif')
+    table = cam_energy_table(res)
+    summary = {'figures': paths, 'gif': gif.name, 'videos': first['videos'], 'n_clips': len(first['videos']),
                'energy_per_clip': {n: r['energy'] for n, r in res.items()},
-               'person_area_share': float(np.mean(first['person_area'])) if first['person_area'] else None}
-    (out / 'cam.json').write_text(json.dumps(summary, indent=2))
-    return summary
+               'person_area_per_clip': first['person_area'], 'table': table.to_dict('records')}
+    (out / 'cam.json').write_text(json.dumps(summary, indent=1))
+    return {**summary, 'table_df': table}
 
-# %% ../nbs/16_reproduce.ipynb #c018
+# %% ../nbs/16_reproduce.ipynb #c021
 def _prepare_world(cfg: Config, world: Path, device: str) -> Path:
     "Generate the synthetic world and its teacher when they are missing."
     from hcmtl.synth import generate_world
@@ -239,7 +270,58 @@ def _timed(msg):
         def __exit__(s, *a): s.dt = time.perf_counter() - s.t; log.info("done in %.1fs: %s", s.dt, msg)
     return T()
 
-# %% ../nbs/16_reproduce.ipynb #c019
+# %% ../nbs/16_reproduce.ipynb #c022
+def shown_path(path) -> str:
+    "A path as published files show it: relative to the working folder or the repository, else its last two parts."
+    from hcmtl.results import project_root
+    p = Path(path).resolve()
+    for base in (Path.cwd().resolve(), project_root()):
+        if p.is_relative_to(base): return str(p.relative_to(base))
+    return str(Path(*p.parts[-2:]))
+
+def summary_markdown(preset: str, df: pd.DataFrame, paper: pd.DataFrame, world_text: str, seeds: list, fold: int,
+                     cam_table: pd.DataFrame|None=None) -> str:
+    "summary.md: Tables 1 and 2, the frozen-feature table and the CAM energy table, with how they were made."
+    n_test = df.groupby('dataset').n_test.min().to_dict() if len(df) else {}
+    head = (f"preset `{preset}`, {world_text}, seeds {seeds}, fold {fold}; test videos per set: "
+            + ', '.join(f"{k} {v}" for k, v in n_test.items())
+            + ". Accuracy (%) as mean ± 95% t-interval over seeds (one seed: no interval); `n` = seeds × test videos; "
+            "differences are paired by seed, and * marks one whose interval excludes 0.")
+    md = [f"# Reproduction: {preset}", '', head, '',
+          '## Table 1 (fine-tuned, video-level, epoch selected on validation)', '', table_markdown(results_table(df, paper, 1)), '',
+          '## Table 2 (ablation, fine-tuned)', '', table_markdown(results_table(df, paper, 2)), '']
+    ft = frozen_table(df)
+    if len(ft): md += ['## Frozen encoders (linear probe, kNN; top-1)', '', table_markdown(ft), '']
+    if cam_table is not None and len(cam_table):
+        md += ['## CAM energy on the person (Fig. 3)', '', table_markdown(cam_table.set_index('row')), '']
+    return '\n'.join(md)
+
+# %% ../nbs/16_reproduce.ipynb #c023
+def _cam_runs(jobs, dataset, backbone, seed) -> dict:
+    "The fine-tuning runs of no_kd and full for the CAM comparison."
+    pick = lambda v: next((j.run for j in jobs if j.kind == 'finetune' and j.dataset == dataset and j.cfg.seed == seed
+                           and j.cfg.model.backbone == backbone and j.name.split('-')[1] == v), None)
+    runs = {'RSPNet* (no_kd)': pick('no_kd'), 'Ours (full)': pick('full')}
+    return runs if all(runs.values()) else {}
+
+def _run_all(jobs, overrides, nproc, out) -> list:
+    "Run every job in order; the jobs.csv rows (with relative run paths)."
+    times = []
+    for i, job in enumerate(jobs, 1):
+        with _timed(f"[{i}/{len(jobs)}] {job.kind} {job.name}") as t: how = run_job(job, overrides, nproc)
+        ran_s = json.loads(job.done_file.read_text()).get('seconds')  # what the run took when it ran
+        times.append({'job': job.name, 'kind': job.kind, 'how': how, 'seconds': round(t.dt, 1), 'run_seconds': ran_s,
+                      'run': os.path.relpath(job.run, out)})
+    pd.DataFrame(times).to_csv(out / 'jobs.csv', index=False)
+    log.info("jobs took %.1f min when they ran (%d reused now)", sum(t['run_seconds'] or 0 for t in times) / 60,
+             sum(t['how'] == 'reused' for t in times))
+    return times
+
+# %% ../nbs/16_reproduce.ipynb #c024
+def _seeds(seeds, preset) -> list:
+    if isinstance(seeds, (list, tuple)): return list(seeds)
+    return list(range(seeds if isinstance(seeds, int) else DEFAULT_SEEDS[preset]))
+
 def reproduce(preset: str='quick', # smoke, quick, synth or paper
               seeds=None, # number of seeds, or a list of seeds; None = the preset's default
               data=None, # synthetic world (default data/synth/<preset>) or real data root (paper)
@@ -247,12 +329,14 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
               teacher=None, # teacher checkpoint (paper: a released SCHP .pth)
               overrides=(), # dotted overrides applied to every job
               nproc: int=1, # processes per job (GPUs); > 1 uses torchrun
-              backbones=REPRO_BACKBONES, variants=REPRO_VARIANTS, datasets=REPRO_DATASETS,
-              cam: bool=True, # draw the CAM figure
+              backbones=None, # None = the preset's (DEFAULT_BACKBONES)
+              variants=REPRO_VARIANTS, datasets=REPRO_DATASETS,
+              cam: bool=True, # draw the CAM figure and measure the CAM energy
+              finetune_on=None, # datasets fine-tuned (None = all); the others are evaluated frozen only
              ) -> dict:
     "Run (or resume) a whole reproduction; returns the tables, the CAM summary and the artefact paths."
     base = validate(apply_overrides(get_preset(preset), overrides))
-    seeds = list(range(seeds if isinstance(seeds, int) else DEFAULT_SEEDS[preset])) if not isinstance(seeds, (list, tuple)) else list(seeds)
+    seeds, backbones = _seeds(seeds, preset), tuple(backbones or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES))
     out = Path(out or Path(base.out) / f'reproduce-{preset}'); out.mkdir(parents=True, exist_ok=True)
     fh = logging.FileHandler(out / 'reproduce.log'); fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
     log.addHandler(fh); log.setLevel(logging.INFO)
@@ -261,53 +345,62 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
         synthetic = preset != 'paper'
         world = Path(data or Path('data') / 'synth' / preset).resolve()
         if synthetic:
-            with _timed(f"synthetic world {world} and its teacher"): _prepare_world(base, world, base.device)
+            with _timed(f"synthetic world {shown_path(world)} and its teacher"): _prepare_world(base, world, base.device)
         elif data is None: raise ConfigError("config field `data.root`: the paper preset needs --data with kinetics/, ucf101/, hmdb51/")
         elif not world.is_dir(): raise ConfigError(f"config field `data.root`: path does not exist: {world}")
         if not synthetic and teacher is None and base.teacher.path is None:
             raise ConfigError("config field `teacher.path`: the paper preset needs --teacher (a released SCHP checkpoint)")
-        jobs = plan_reproduction(preset, seeds, out, world, teacher, overrides, backbones, variants, datasets)
-        times = []
-        for i, job in enumerate(jobs, 1):
-            with _timed(f"[{i}/{len(jobs)}] {job.kind} {job.name}") as t:
-                how = run_job(job, overrides, nproc)
-            ran_s = json.loads(job.done_file.read_text()).get('seconds')  # what the run took when it ran
-            times.append({'job': job.name, 'kind': job.kind, 'how': how, 'seconds': round(t.dt, 1),
-                          'run_seconds': ran_s, 'run': str(job.run)})
-            log.info("%s %s (%s, %.1fs)", job.kind, job.name, how, t.dt)
-        pd.DataFrame(times).to_csv(out / 'jobs.csv', index=False)
-        log.info("jobs took %.1f min when they ran (%d reused now)", sum(t['run_seconds'] or 0 for t in times) / 60,
-                 sum(t['how'] == 'reused' for t in times))
-        df = collect_results(jobs, out)
-        paper = read_paper_tables()
-        t1, t2 = results_table(df, paper, 1), results_table(df, paper, 2)
-        source = (f"preset `{preset}`, {'synthetic world ' + str(world) if synthetic else 'data ' + str(world)}, "
-                  f"seeds {seeds}; video-level accuracy (%) on the test split of fold {base.data.fold}, "
-                  f"epoch selected on validation")
-        md = (f"# Reproduction: {preset}\n\n{source}\n\n## Table 1\n\n{table_markdown(t1)}\n\n"
-              f"## Table 2 (ablation)\n\n{table_markdown(t2)}\n")
-        fig = plot_ablation(df, paper, title=f"ablation, preset {preset}")
+        jobs = plan_reproduction(preset, seeds, out, world, teacher, overrides, backbones, variants, datasets,
+                                 finetune_on=finetune_on)
+        _run_all(jobs, overrides, nproc, out)
+        df, paper = collect_results(jobs, out), read_paper_tables()
+        fig = plot_ablation(df, paper, title=f"ablation, preset {preset} (mean ± 95% CI over {len(seeds)} seed(s))")
         fig.savefig(out / 'ablation.png', dpi=120)
-        camsum = None
-        if cam and 'no_kd' in variants and 'full' in variants:
-            pick = lambda v: next(j.run for j in jobs if j.kind == 'finetune' and j.dataset == datasets[0]
-                                  and j.cfg.model.backbone == backbones[0] and j.name.split('-')[1] == v)
-            with _timed("CAM figure"):
-                camsum = cam_comparison({'RSPNet* (no_kd)': pick('no_kd'), 'Ours (full)': pick('full')},
-                                        out / 'cam', world if synthetic else None)
-            en = camsum['energy_on_person']
-            if all(v is not None for v in en.values()):
-                md += ("\n## CAM energy on the person (Fig. 3)\n\n" + '\n'.join(f"- {k}: {v:.1%}" for k, v in en.items())
-                       + f"\n- (a map spread evenly would put {camsum['person_area_share']:.1%} there: the person's share of the pixels)\n")
+        camsum, runs = None, _cam_runs(jobs, (finetune_on or datasets)[0], backbones[0], seeds[0]) if cam else {}
+        if runs:
+            with _timed("CAM figure and energy"):
+                camsum = cam_comparison(runs, out / 'cam', world if synthetic else None, CAM_CLIPS.get(preset, 48))
+        what = f"synthetic world {shown_path(world)}" if synthetic else f"data {shown_path(world)}"
+        md = summary_markdown(preset, df, paper, what, seeds, base.data.fold, camsum['table_df'] if camsum else None)
         (out / 'summary.md').write_text(md)
         total = time.perf_counter() - t0
         log.info("reproduction finished in %.1f min", total / 60)
-        return {'table1': t1, 'table2': t2, 'results': df, 'cam': camsum, 'out': out, 'summary': out / 'summary.md',
-                'minutes': total / 60}
+        return {'table1': results_table(df, paper, 1), 'table2': results_table(df, paper, 2), 'frozen': frozen_table(df),
+                'results': df, 'cam': camsum, 'out': out, 'summary': out / 'summary.md', 'minutes': total / 60}
     finally:
         log.removeHandler(fh); fh.close()
 
-# %% ../nbs/16_reproduce.ipynb #c021
+# %% ../nbs/16_reproduce.ipynb #c026
+def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_csv=None) -> str:
+    "A few lines: the plan's job counts and, where GPU measurements exist, the projected GPU hours per stage."
+    from hcmtl.bench import BENCH_DIR, estimated_counts, reproduction_budget
+    seeds, backbones = _seeds(seeds, preset), tuple(backbones or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES))
+    jobs = plan_reproduction(preset, seeds, 'runs', 'data', backbones=backbones, overrides=overrides)
+    kinds = pd.Series([j.kind for j in jobs]).value_counts().to_dict()
+    lines = [f"preset {preset}: {len(seeds)} seed(s), backbones {', '.join(backbones)}; jobs: "
+             + ', '.join(f"{v} {k}" for k, v in kinds.items())]
+    gpu_csv = Path(gpu_csv or BENCH_DIR / 'gpu' / 'gpu_check.csv')
+    if not gpu_csv.is_file():
+        return '\n'.join(lines + [f"no GPU step costs at {shown_path(gpu_csv)}: run tools/gpu_check.sh on a GPU to project the time"])
+    g = pd.read_csv(gpu_csv)
+    tuned = g[(g.setting == 'tuned') & ~g.compile.astype(bool) & g.finetune_clips_s.notna()]
+    costs = {(r.backbone, v): {'step_cpu_s': r.batch / r.step_pairs_s, 'finetune_cpu_s': r.batch / r.finetune_clips_s}
+             for r in tuned.itertuples() for v in REPRO_VARIANTS}
+    if not all((b, 'full') in costs for b in backbones):
+        return '\n'.join(lines + [f"{shown_path(gpu_csv)} lacks tuned rows for {backbones}: cannot project"])
+    bud = reproduction_budget(estimated_counts(preset), costs, preset, len(seeds), overrides)
+    by = bud[bud.backbone.isin(backbones)].groupby('stage').cpu_s.sum() / 3600
+    dev = g.device_name.iloc[0] if 'device_name' in g else 'the measured GPU'
+    return '\n'.join(lines + [f"projected on one {dev} (measured step costs, {shown_path(gpu_csv)}): "
+                               + ', '.join(f"{k} {v:.2f} h" for k, v in by.items()) + f", total {by.sum():.2f} h"])
+
+# %% ../nbs/16_reproduce.ipynb #c029
+def relative_text(text: str, out) -> str:
+    "Text with the machine's absolute paths made relative: the reproduction folder, then the working folder."
+    for base, rel in ((Path(out).resolve(), '.'), (Path.cwd().resolve(), '.')):
+        text = text.replace(str(base) + os.sep, '' if rel == '.' else rel).replace(str(base), rel)
+    return text
+
 PUBLISHED = ('results.csv', 'summary.md', 'ablation.png', 'jobs.csv', 'reproduce.log', 'cam/cam.json', 'cam/cam.gif')
 
 def publish(out, # a reproduction folder
@@ -321,12 +414,15 @@ def publish(out, # a reproduction folder
         if f.is_file():
             target = dest / f.name
             if f.name == 'jobs.csv':  # machine-specific absolute paths -> relative to the reproduction
-                df = pd.read_csv(f); df['run'] = [os.path.relpath(r, out) for r in df['run']]; df.to_csv(target, index=False)
+                df = pd.read_csv(f)
+                df['run'] = [os.path.relpath(r, out) if os.path.isabs(str(r)) else r for r in df['run']]
+                df.to_csv(target, index=False)
+            elif f.suffix in ('.md', '.log', '.json'): target.write_text(relative_text(f.read_text(), out))
             else: shutil.copyfile(f, target)
             written.append(target)
     return written
 
-# %% ../nbs/16_reproduce.ipynb #c024
+# %% ../nbs/16_reproduce.ipynb #c032
 def reproduce_cli(argv=None) -> int:
     "Command line `hcmtl-reproduce`."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
@@ -336,7 +432,10 @@ def reproduce_cli(argv=None) -> int:
     ap.add_argument('--out', default=None, help='reproduction folder (default runs/reproduce-<preset>)')
     ap.add_argument('--teacher', default=None, help='teacher checkpoint (paper: released SCHP .pth)')
     ap.add_argument('--nproc', type=int, default=1, help='GPUs per job (torchrun) ')
-    ap.add_argument('--backbones', nargs='+', default=list(REPRO_BACKBONES))
+    ap.add_argument('--backbones', nargs='+', default=None, help=f'default per preset: {DEFAULT_BACKBONES}')
+    ap.add_argument('--finetune-on', nargs='+', default=None, choices=REPRO_DATASETS,
+                    help='datasets that are fine-tuned (default all); the others are evaluated frozen only')
+    ap.add_argument('--dry-run', action='store_true', help="print the plan and the preset's projected GPU time, run nothing")
     ap.add_argument('--no-cam', action='store_true', help='skip the CAM figure')
     ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
     ap.add_argument('overrides', nargs='*', help='section.key=value applied to every job')
@@ -344,8 +443,9 @@ def reproduce_cli(argv=None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s', datefmt='%H:%M:%S')
     try:
-        r = reproduce(a.preset, a.seeds, a.data, a.out, a.teacher, a.overrides, a.nproc, tuple(a.backbones),
-                      cam=not a.no_cam)
+        if a.dry_run: print(projected_time(a.preset, a.seeds, a.backbones, a.overrides)); return 0
+        r = reproduce(a.preset, a.seeds, a.data, a.out, a.teacher, a.overrides, a.nproc, a.backbones,
+                      cam=not a.no_cam, finetune_on=a.finetune_on)
     except ConfigError as e:
         print(f"hcmtl-reproduce: {e}", file=sys.stderr); return 2
     print(Path(r['summary']).read_text())

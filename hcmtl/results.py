@@ -40,8 +40,8 @@ def read_results(path) -> pd.DataFrame:
 # %% ../nbs/17_results.ipynb #c006
 def project_root() -> Path:
     "The repository folder that holds `data/`, `nbs/` and the `hcmtl` package."
-    import hcmtl
-    return Path(hcmtl.__file__).resolve().parent.parent
+    from hcmtl.core import package_root
+    return package_root().resolve().parent
 
 def read_paper_tables(path=None, # defaults to the repository's data/paper_tables.csv
                      ) -> pd.DataFrame:
@@ -210,10 +210,12 @@ def frozen_table(df: pd.DataFrame, # rows of results.csv
 # %% ../nbs/17_results.ipynb #c031
 def table_markdown(t: pd.DataFrame) -> str:
     "A results table as a GitHub markdown table."
-    idx = list(t.index.names)
-    cols = [f"{a} {b}".strip() for a, b in t.columns]
+    idx = [str(n) for n in t.index.names]
+    cols = [' '.join(map(str, c)).strip() if isinstance(c, tuple) else str(c) for c in t.columns]
     lines = ['| ' + ' | '.join(idx + cols) + ' |', '|' + '---|' * (len(cols) + len(idx))]
-    for keys, r in t.iterrows(): lines.append('| ' + ' | '.join(list(keys) + list(map(str, r.values))) + ' |')
+    for keys, r in t.iterrows():
+        keys = list(keys) if isinstance(keys, tuple) else [keys]
+        lines.append('| ' + ' | '.join(list(map(str, keys)) + list(map(str, r.values))) + ' |')
     return '\n'.join(lines)
 
 # %% ../nbs/17_results.ipynb #c034
