@@ -256,9 +256,10 @@ def video_features(encoder: nn.Module, # has .features(x) -> B×D
     got = broadcast_object(load_cached_features(cache, fp) if (cache is not None and di.is_main) else None)
     if got is not None: return got
     was_training, ds = encoder.training, VideoClipsDataset(items, dcfg, n_clips=n)
+    cl = use_channels_last(torch.device(device), True); to_channels_last(encoder, cl)
     encoder.eval()
     try: p = predict_videos(encoder.features, ds, device, dcfg.mean, dcfg.std, batch_videos or max(1, 64 // n),
-                            num_workers, amp, False, di, progress)
+                            num_workers, amp, cl, di, progress)
     finally: encoder.train(was_training)
     out = {'features': p['scores'].mean(1), 'labels': p['labels'], 'paths': [str(ds.items[j].path) for j in p['positions']],
            'skipped': p['skipped']}

@@ -102,8 +102,14 @@ def pretrain_loader(cfg: Config, root: Path, di: DistInfo) -> tuple:
 
 # %% ../nbs/13_pretrain.ipynb #c012
 def teacher_cache(cfg: Config, teacher, root) -> TeacherCache|None:
-    "The teacher cache named by `teacher.cache` (None without one)."
-    if teacher is None or not cfg.teacher.cache: return None
+    "The teacher cache named by `teacher.cache` for `teacher.source='frame'` (None without one, or for 'crop')."
+    if teacher is None: return None
+    if getattr(cfg.teacher, 'source', 'frame') == 'crop': return None  # the crop itself is parsed online
+    if not cfg.teacher.cache:
+        log.warning("teacher.source='frame' reads native-resolution maps from a teacher cache, but teacher.cache is not set: "
+                    "the teacher parses each clip's crop online instead; build one with `hcmtl-teacher cache --data %s --out DIR` "
+                    "and pass teacher.cache=DIR (or set teacher.source=crop to silence this)", root)
+        return None
     if not Path(cfg.teacher.cache).is_dir():
         raise ConfigError(f"config field `teacher.cache`: no cache folder at {cfg.teacher.cache}; build it with "
                           f"`hcmtl-teacher cache --data {root} --out {cfg.teacher.cache}`")
@@ -121,9 +127,10 @@ def build_pretraining(cfg: Config, # the run's configuration
     root = Path(root) if root is not None else pretrain_world(cfg)
     dataset, sampler, loader, spe = pretrain_loader(cfg, root, di)
     seed_everything(cfg.seed)  # same initial weights on every rank
-    teacher = None if cfg.model.variant == 'no_kd' else load_teacher(cfg.teacher, world=root, device=dev)
-    model = MoCoHCMTL(cfg).to(dev)  # parsing map at 1/4 of the clip size; kd_loss resizes F_t to it
     cl = use_channels_last(dev, tc.channels_last)
+    teacher = None if cfg.model.variant == 'no_kd' else load_teacher(cfg.teacher, world=root, device=dev)
+    if teacher is not None: teacher.amp = precision_of(tc); to_channels_last(teacher, cl)  # the run's precision and layout
+    model = MoCoHCMTL(cfg).to(dev)  # parsing map at 1/4 of the clip size; kd_loss resizes F_t to it
     to_channels_last(model, cl)
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=base_lr(tc, tc.batch_size * di.world_size),
                                 momentum=tc.momentum, weight_decay=tc.weight_decay)
