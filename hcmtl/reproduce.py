@@ -21,10 +21,10 @@ from .cam import run_cams, cam_energy_table, cam_figure, save_cam_gif
 from .metrics import linear_probe, knn_accuracy
 
 # %% auto #0
-__all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES', 'CAM_CLIPS',
-           'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job', 'frozen_features', 'frozen_scores',
-           'run_probe', 'job_rows', 'collect_results', 'cam_comparison', 'shown_path', 'summary_markdown', 'reproduce',
-           'projected_time', 'relative_text', 'publish', 'reproduce_cli']
+__all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES',
+           'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job',
+           'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
+           'shown_path', 'summary_markdown', 'reproduce', 'projected_time', 'relative_text', 'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -33,7 +33,8 @@ REPRO_BACKBONES = ('c3d', 'r21d')  # the two architectures of Tables 1 and 2
 REPRO_VARIANTS = ('no_kd', 'ti', 'full')  # RSPNet*, task-independent, ours
 REPRO_DATASETS = ('ucf101', 'hmdb51')
 DEFAULT_SEEDS = {'smoke': 1, 'quick': 3, 'synth': 3, 'paper': 3}  # seeds per preset when --seeds is not given
-DEFAULT_BACKBONES = {'smoke': REPRO_BACKBONES, 'quick': ('c3d',), 'synth': REPRO_BACKBONES, 'paper': REPRO_BACKBONES}
+DEFAULT_BACKBONES = {'smoke': REPRO_BACKBONES, 'quick': ('r21d',), 'synth': REPRO_BACKBONES, 'paper': REPRO_BACKBONES}
+DEFAULT_FINETUNE_ON = {'quick': ('hmdb51',)}  # datasets fine-tuned when --finetune-on is not given (others: frozen only); absent = all
 CAM_CLIPS = {'smoke': 4, 'quick': 48, 'synth': 96, 'paper': 96}  # test clips whose CAM energy on the person is measured
 
 @dataclass
@@ -337,6 +338,7 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
     "Run (or resume) a whole reproduction; returns the tables, the CAM summary and the artefact paths."
     base = validate(apply_overrides(get_preset(preset), overrides))
     seeds, backbones = _seeds(seeds, preset), tuple(backbones or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES))
+    finetune_on = finetune_on or DEFAULT_FINETUNE_ON.get(preset)
     out = Path(out or Path(base.out) / f'reproduce-{preset}'); out.mkdir(parents=True, exist_ok=True)
     fh = logging.FileHandler(out / 'reproduce.log'); fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
     log.addHandler(fh); log.setLevel(logging.INFO)
@@ -375,10 +377,11 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
     "A few lines: the plan's job counts and, where GPU measurements exist, the projected GPU hours per stage."
     from hcmtl.bench import BENCH_DIR, estimated_counts, reproduction_budget
     seeds, backbones = _seeds(seeds, preset), tuple(backbones or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES))
-    jobs = plan_reproduction(preset, seeds, 'runs', 'data', backbones=backbones, overrides=overrides)
+    jobs = plan_reproduction(preset, seeds, 'runs', 'data', backbones=backbones, overrides=overrides,
+                             finetune_on=DEFAULT_FINETUNE_ON.get(preset))
     kinds = pd.Series([j.kind for j in jobs]).value_counts().to_dict()
     lines = [f"preset {preset}: {len(seeds)} seed(s), backbones {', '.join(backbones)}; jobs: "
-             + ', '.join(f"{v} {k}" for k, v in kinds.items())]
+             + ', '.join(f"{kinds[k]} {k}" for k in ('pretrain', 'finetune', 'probe') if k in kinds)]
     gpu_csv = Path(gpu_csv or BENCH_DIR / 'gpu' / 'gpu_check.csv')
     if not gpu_csv.is_file():
         return '\n'.join(lines + [f"no GPU step costs at {shown_path(gpu_csv)}: run tools/gpu_check.sh on a GPU to project the time"])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import Config, SynthConfig, get_preset, config_to_dict, config_hash
+from .core import Config, SynthConfig, get_preset, config_to_dict, config_hash, atomic_write_bytes
 from .video import write_video
 
 # %% auto #0
@@ -696,11 +696,7 @@ def split_files(plan: dict, scfg: SynthConfig) -> dict:
     return out
 
 # %% ../nbs/06_synth.ipynb #c052
-def _atomic_write(path: Path, data: bytes):
-    "Write bytes to `path` via a temporary file and a rename."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_bytes(data); tmp.replace(path)
+def _atomic_write(path: Path, data: bytes): atomic_write_bytes(data, path)  # the package's one atomic write (core)
 
 def _png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode('.png', img)
