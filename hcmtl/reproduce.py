@@ -24,7 +24,8 @@ from .metrics import linear_probe, knn_accuracy
 __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES',
            'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job',
            'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
-           'shown_path', 'summary_markdown', 'reproduce', 'projected_time', 'relative_text', 'publish', 'reproduce_cli']
+           'shown_path', 'summary_markdown', 'reproduce', 'projected_time', 'learning_curve', 'plot_learning_curve',
+           'relative_text', 'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -398,6 +399,36 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
                                + ', '.join(f"{k} {v:.2f} h" for k, v in by.items()) + f", total {by.sum():.2f} h"])
 
 # %% ../nbs/16_reproduce.ipynb #c029
+def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets; folders
+                   variants=('no_kd', 'full'), dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
+                  ) -> pd.DataFrame:
+    "Frozen-feature accuracy against pretraining steps: rows of RESULT_COLUMNS plus `epochs` and `steps`."
+    bb, rows = backbone or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES)[0], []
+    for e in epochs:
+        ov = list(overrides) + [f'pretrain.epochs={e}']
+        jobs = plan_reproduction(preset, list(seeds), Path(out) / f'epochs{e}', world, teacher, ov, (bb,), variants,
+                                 (dataset,), finetune_on=())
+        for j in jobs: run_job(j, ov)
+        steps = {j.name.split('-')[1]: json.loads(j.done_file.read_text()).get('global_step') for j in jobs if j.kind == 'pretrain'}
+        rows += [{**r, 'epochs': e, 'steps': 0 if r['variant'] == 'random' else steps.get(r['variant'])}
+                 for j in jobs if j.kind == 'probe' for r in job_rows(j, out)]
+    return pd.DataFrame(rows).drop_duplicates(['variant', 'seed', 'protocol', 'steps']).reset_index(drop=True)  # random init: once
+
+def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
+    "Accuracy (mean ± 95% CI over seeds) against pretraining steps, one line per variant; random init as a dashed line."
+    import matplotlib.pyplot as plt
+    from hcmtl.results import mean_ci
+    fig, ax = plt.subplots(figsize=(4.5, 3.2)); d = df[df.protocol == protocol]
+    for v, g in d[d.variant != 'random'].groupby('variant'):
+        pts = [(st, *mean_ci(gg.acc1)[:2]) for st, gg in g.groupby('steps')]
+        x, m, h = map(np.array, zip(*pts))
+        ax.errorbar(x, m, yerr=np.where(np.isnan(h), 0, h) if not np.isnan(h).all() else None, marker='o', capsize=3, label=v)
+    r = d[d.variant == 'random'].acc1
+    if len(r): ax.axhline(r.mean(), ls='--', c='grey', label='random init')
+    ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8); fig.tight_layout()
+    return fig
+
+# %% ../nbs/16_reproduce.ipynb #c032
 def relative_text(text: str, out) -> str:
     "Text with the machine's absolute paths made relative: the reproduction folder, then the working folder."
     for base, rel in ((Path(out).resolve(), '.'), (Path.cwd().resolve(), '.')):
@@ -425,7 +456,22 @@ def publish(out, # a reproduction folder
             written.append(target)
     return written
 
-# %% ../nbs/16_reproduce.ipynb #c032
+# %% ../nbs/16_reproduce.ipynb #c035
+def _learning_curve_cli(a) -> int:
+    "The --learning-curve mode of the command line."
+    base = validate(apply_overrides(get_preset(a.preset), a.overrides))
+    out = Path(a.out or Path(base.out) / f'learning-curve-{a.preset}'); out.mkdir(parents=True, exist_ok=True)
+    world = Path(a.data or Path('data') / 'synth' / a.preset).resolve()
+    if a.preset != 'paper': _prepare_world(base, world, base.device)
+    df = learning_curve(a.preset, a.learning_curve, out, world, seeds=_seeds(a.seeds, a.preset),
+                        backbone=(a.backbones or [None])[0], overrides=a.overrides, teacher=a.teacher)
+    df.to_csv(out / 'learning_curve.csv', index=False)
+    plot_learning_curve(df).savefig(out / 'learning_curve.png', dpi=120)
+    from hcmtl.results import summarise
+    print(summarise(df.assign(protocol=df.protocol + '@' + df.steps.astype(str))).to_string())
+    print(f"learning curve: {out / 'learning_curve.csv'}, {out / 'learning_curve.png'}")
+    return 0
+
 def reproduce_cli(argv=None) -> int:
     "Command line `hcmtl-reproduce`."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
@@ -440,6 +486,8 @@ def reproduce_cli(argv=None) -> int:
                     help='datasets that are fine-tuned (default all); the others are evaluated frozen only')
     ap.add_argument('--dry-run', action='store_true', help="print the plan and the preset's projected GPU time, run nothing")
     ap.add_argument('--no-cam', action='store_true', help='skip the CAM figure')
+    ap.add_argument('--learning-curve', nargs='+', type=int, default=None, metavar='EPOCHS',
+                    help='instead of the tables: frozen-feature accuracy of no_kd and full after these pretraining epoch budgets')
     ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
     ap.add_argument('overrides', nargs='*', help='section.key=value applied to every job')
     a = ap.parse_args(argv)
@@ -447,6 +495,7 @@ def reproduce_cli(argv=None) -> int:
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s', datefmt='%H:%M:%S')
     try:
         if a.dry_run: print(projected_time(a.preset, a.seeds, a.backbones, a.overrides)); return 0
+        if a.learning_curve: return _learning_curve_cli(a)
         r = reproduce(a.preset, a.seeds, a.data, a.out, a.teacher, a.overrides, a.nproc, a.backbones,
                       cam=not a.no_cam, finetune_on=a.finetune_on)
     except ConfigError as e:

@@ -66,3 +66,14 @@ def test_dry_run(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"preset synth: {DEFAULT_SEEDS['synth']} seed(s), backbones c3d, r21d")
     assert len(DEFAULT_BACKBONES['quick']) == 1 and DEFAULT_SEEDS['quick'] >= 3
+
+
+def test_learning_curve(repro):
+    "Two epoch budgets: frozen accuracy rows of no_kd and full per budget, the random init once, a CSV and a plot."
+    out = repro / 'lc'
+    assert reproduce_cli(['--preset', 'smoke', '--backbones', 'c3d', '--seeds', '1', '--learning-curve', '1', '2',
+                          '--data', str(repro / 'world'), '--out', str(out)]) == 0
+    df = pd.read_csv(out / 'learning_curve.csv')
+    assert set(df.variant) == {'no_kd', 'full', 'random'} and set(df.epochs) == {1, 2}
+    assert df[df.variant == 'random'].groupby('protocol').size().eq(1).all()
+    assert df[df.variant != 'random'].steps.nunique() == 2 and (out / 'learning_curve.png').stat().st_size > 0
