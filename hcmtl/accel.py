@@ -30,6 +30,7 @@ def cpu_flags() -> frozenset:
             if line.startswith('flags'): return frozenset(line.split(':', 1)[1].split())
     return frozenset()
 
+# %% ../nbs/11a_accel.ipynb #c006
 def cpu_has_fast_bf16(flags=None, # CPU flags (default: `cpu_flags()`)
                      ) -> bool:
     "Whether this CPU executes bf16 convolutions natively (AMX or AVX512-BF16) and oneDNN can use them."
@@ -37,7 +38,7 @@ def cpu_has_fast_bf16(flags=None, # CPU flags (default: `cpu_flags()`)
     if not any(f in flags for f in BF16_FLAGS): return False
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
-# %% ../nbs/11a_accel.ipynb #c008
+# %% ../nbs/11a_accel.ipynb #c009
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 
 def resolve_precision(device: torch.device, # the device the step runs on
@@ -53,11 +54,12 @@ def resolve_precision(device: torch.device, # the device the step runs on
     if dev.type == 'cpu': return 'bf16' if cpu_has_fast_bf16() else 'fp32'
     return 'fp32'
 
+# %% ../nbs/11a_accel.ipynb #c010
 def precision_of(tc) -> str:
     "The precision setting of a `TrainConfig`: its `precision` field ('auto' if absent); `amp=False` means fp32."
     return 'fp32' if getattr(tc, 'amp', True) is False else (getattr(tc, 'precision', None) or 'auto')
 
-# %% ../nbs/11a_accel.ipynb #c011
+# %% ../nbs/11a_accel.ipynb #c013
 def autocast(device: torch.device, # the device the step runs on
              enabled: str|bool=True, # a precision, or the old `amp` switch (True = the device's 'auto')
              dtype: torch.dtype|None=None, # force this autocast dtype when autocast is on
@@ -67,6 +69,7 @@ def autocast(device: torch.device, # the device the step runs on
     if p == 'fp32': return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype or DTYPES[p])
 
+# %% ../nbs/11a_accel.ipynb #c014
 def grad_scaler(device: torch.device, # the device the step runs on
                 precision: str|bool='auto', # the run's precision setting
                ) -> torch.amp.GradScaler:
@@ -74,12 +77,13 @@ def grad_scaler(device: torch.device, # the device the step runs on
     dev = torch.device(device)
     return torch.amp.GradScaler(dev.type, enabled=resolve_precision(dev, precision) == 'fp16')
 
-# %% ../nbs/11a_accel.ipynb #c014
+# %% ../nbs/11a_accel.ipynb #c017
 def _channels_last_tensor(t: torch.Tensor) -> torch.Tensor:
     if t.dim() == 5: return t.contiguous(memory_format=torch.channels_last_3d)
     if t.dim() == 4: return t.contiguous(memory_format=torch.channels_last)
     return t
 
+# %% ../nbs/11a_accel.ipynb #c018
 def to_channels_last(x, # a tensor or an nn.Module
                      enabled: bool=True, # apply it (see `resolve_channels_last`)
                     ):
@@ -88,12 +92,14 @@ def to_channels_last(x, # a tensor or an nn.Module
     if isinstance(x, nn.Module): return x._apply(_channels_last_tensor)
     return _channels_last_tensor(x)
 
+# %% ../nbs/11a_accel.ipynb #c019
 def channels_last_pays(device: torch.device) -> bool:
     "Whether the channels_last layouts speed convolutions up on `device`: CUDA, or a CPU with AVX-512 and oneDNN."
     dev = torch.device(device)
     if dev.type == 'cuda': return True
     return dev.type == 'cpu' and torch.backends.mkldnn.is_available() and 'avx512f' in cpu_flags()
 
+# %% ../nbs/11a_accel.ipynb #c020
 def resolve_channels_last(device: torch.device, # the device the step runs on
                           setting: str|bool='auto', # True/'auto' = where it pays, 'on', False/'off'
                          ) -> bool:
@@ -103,11 +109,12 @@ def resolve_channels_last(device: torch.device, # the device the step runs on
         raise ConfigError(f"config field `channels_last`: {setting!r} is not one of True, False, 'auto', 'on', 'off'")
     return setting == 'on' or (setting == 'auto' and channels_last_pays(device))
 
+# %% ../nbs/11a_accel.ipynb #c021
 def use_channels_last(device: torch.device, enabled: str|bool=True) -> bool:
     "Whether the channels_last layouts are used (the trainers' name for `resolve_channels_last`)."
     return resolve_channels_last(device, enabled)
 
-# %% ../nbs/11a_accel.ipynb #c017
+# %% ../nbs/11a_accel.ipynb #c024
 def cpu_threads(workers: int|None=None, # DataLoader workers sharing the cores (None = the default count)
                ) -> int:
     "Torch threads for a CPU run: the cores the DataLoader workers leave free (OMP_NUM_THREADS wins if set)."
@@ -115,6 +122,7 @@ def cpu_threads(workers: int|None=None, # DataLoader workers sharing the cores (
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     return max(1, cores - default_workers(-1 if workers is None else workers))
 
+# %% ../nbs/11a_accel.ipynb #c025
 def configure_backends(device: torch.device, # the device of the run
                        deterministic: bool=False, # reproducible kernels instead of the fastest ones
                        workers: int|None=None, # DataLoader workers (CPU runs size torch's thread pool with it)
@@ -126,6 +134,7 @@ def configure_backends(device: torch.device, # the device of the run
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not deterministic
     if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
 
+# %% ../nbs/11a_accel.ipynb #c026
 def maybe_compile(model: nn.Module, # compiled in place
                   enabled: bool=False, # the config's `compile`
                   backend: str|None=None, # torch.compile backend (None: $HCMTL_COMPILE_BACKEND, else inductor)
@@ -135,7 +144,7 @@ def maybe_compile(model: nn.Module, # compiled in place
     if enabled: model.compile(**({'backend': backend} if backend else {}))
     return model
 
-# %% ../nbs/11a_accel.ipynb #c020
+# %% ../nbs/11a_accel.ipynb #c029
 def describe_precision(device: torch.device, # the device of the run
                        precision: str|bool='auto', # the precision setting
                        channels_last: str|bool='auto', # the layout setting
@@ -154,6 +163,7 @@ def describe_precision(device: torch.device, # the device of the run
                  cpu_bf16_units=sorted(f for f in cpu_flags() if f in BF16_FLAGS), cpu_fast_bf16=cpu_has_fast_bf16())
     return d
 
+# %% ../nbs/11a_accel.ipynb #c030
 def record_environment(path, # a run directory or its environment.json
                        key: str, # section name, e.g. 'precision'
                        value: dict, # what to record

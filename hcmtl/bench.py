@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/bench.html.md"""
 
 # %% ../nbs/18_bench.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, datetime, gc, logging, os, platform, shutil, socket, statistics, sys, tempfile
+import argparse, contextlib, copy, datetime, gc, logging, os, platform, shutil, socket, statistics, sys, tempfile
 import threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (Config, ConfigError, apply_overrides, default_workers, get_device, get_preset, git_commit,
-                        seed_everything, validate)
-from .engine import (CSVLogger, autocast, configure_backends, make_loader, make_sampler, make_scheduler,
-                          maybe_compile, scaled_lr, to_channels_last, use_channels_last)
+from .core import (Config, ConfigError, apply_overrides, default_workers, find_world, get_device, get_preset, git_commit,
+                        package_root, seed_everything, validate)
+from .accel import (PRECISIONS, autocast, configure_backends, describe_precision, maybe_compile, precision_of,
+                         resolve_precision, to_channels_last, use_channels_last)
+from .engine import CSVLogger, make_loader, make_sampler, make_scheduler, scaled_lr
 from .backbones import build_backbone
 from .datasets import SpeedPairDataset, VideoItem
 from .model import HCMTLClassifier
@@ -28,25 +29,33 @@ from .moco import MoCoHCMTL
 from .pretrain import pretrain_items, pretrain_step
 from .finetune import finetune_data, finetune_step
 from .sampling import middle_frame, speed_triplet, window_indices
-from .teachers import PART_LABELS, SCHPNet, SCHPTeacher, SynthParsingNet, SynthTeacher, find_world, load_teacher
+from .teachers import PART_LABELS, SCHPNet, SCHPTeacher, SynthParsingNet, SynthTeacher, load_teacher
 from .transforms import ClipAugment, to_unit
-from .video import clear_meta_cache, read_frames, transcode_video, video_meta
+from .video import (DEFAULT_BACKEND, available_backends, clear_meta_cache, read_frames, transcode_video,
+                         video_meta, write_video)
 
 # %% auto #0
-__all__ = ['log', 'PRECISIONS', 'PHASES', 'SYNC_OPS', 'sync_device', 'time_iterations', 'rss_bytes', 'PeakMemory', 'bench_config',
-           'ideal_step_rate', 'bench_backbone', 'BenchRig', 'bench_teacher', 'build_rig', 'train_step',
-           'random_windows', 'CachedTeacher', 'bench_step', 'write_test_videos', 'attach_loader', 'loader_batches',
-           'bench_loader_step', 'bench_finetune_step', 'profile_step', 'bench_decode_resize', 'bench_transcode',
-           'device_name', 'bench_data_root', 'run_bench', 'format_report', 'bench_cli', 'reproduction_counts',
-           'reproduction_budget']
+__all__ = ['log', 'PHASES', 'SYNC_OPS', 'SPEEDUPS', 'BENCH_DIR', 'GPU_COLUMNS', 'sync_device', 'time_iterations',
+           'time_interleaved', 'rss_bytes', 'PeakMemory', 'bench_config', 'baseline_config', 'ideal_step_rate',
+           'backbone_work', 'backbone_rates', 'bench_backbone', 'BenchRig', 'bench_teacher', 'build_rig', 'train_step',
+           'random_windows', 'CachedTeacher', 'step_work', 'step_rates', 'bench_step', 'write_test_videos',
+           'attach_loader', 'loader_batches', 'bench_loader_step', 'finetune_work', 'features_work',
+           'bench_finetune_step', 'profile_step', 'bench_decode_resize', 'bench_backends', 'bench_transcode',
+           'device_name', 'bench_data_root', 'bench_settings', 'row_header', 'measure_backbones', 'first_call_s',
+           'measure_steps', 'measure_e2e', 'measure_profile', 'measure_finetune', 'measure_io', 'finish_row',
+           'e2e_root', 'check_phases', 'write_rows', 'run_bench', 'format_comparison', 'format_report', 'bench_parser',
+           'bench_cli', 'reproduction_counts', 'reproduction_budget', 'side_by_side', 'estimated_counts',
+           'markdown_table', 'gpu_summary']
 
 # %% ../nbs/18_bench.ipynb #c006
 log = logging.getLogger('hcmtl.bench')
 
+# %% ../nbs/18_bench.ipynb #c007
 def sync_device(device):
     "Wait for the work queued on `device` (CUDA); a no-op on the CPU."
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
+# %% ../nbs/18_bench.ipynb #c008
 def time_iterations(fn, # the work of one iteration (no arguments)
                     warmup: int=3, # untimed calls first
                     iters: int=10, # timed calls
@@ -64,7 +73,25 @@ def time_iterations(fn, # the work of one iteration (no arguments)
         if cpu_times is not None: cpu_times.append(time.process_time() - c0)
     return times
 
-# %% ../nbs/18_bench.ipynb #c010
+# %% ../nbs/18_bench.ipynb #c012
+def time_interleaved(works: dict, # name -> the work of one iteration (no arguments)
+                     warmup: int=3, # untimed rounds first
+                     iters: int=10, # timed rounds
+                     device='cpu', # synchronised around every timed call
+                    ) -> dict:
+    "{name: (wall seconds, CPU seconds) per timed call}, the works called in turn in every round."
+    for _ in range(warmup):
+        for fn in works.values(): fn()
+    sync_device(device)
+    out = {k: ([], []) for k in works}
+    for _ in range(iters):
+        for k, fn in works.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn(); sync_device(device)
+            out[k][0].append(time.perf_counter() - t0); out[k][1].append(time.process_time() - c0)
+    return out
+
+# %% ../nbs/18_bench.ipynb #c015
 def rss_bytes() -> int:
     "Resident set size of this process (Linux /proc; else the lifetime peak from getrusage)."
     try:
@@ -74,6 +101,7 @@ def rss_bytes() -> int:
         r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return r if sys.platform == 'darwin' else r * 1024
 
+# %% ../nbs/18_bench.ipynb #c016
 class PeakMemory:
     "Context manager: peak memory of a stage (CUDA max_memory_allocated, or this process's sampled RSS on the CPU)."
     def __init__(self, device='cpu', # the device the stage runs on
@@ -102,16 +130,15 @@ class PeakMemory:
     @property
     def delta_mb(self) -> float: return self.peak_mb - self.base_mb
 
-# %% ../nbs/18_bench.ipynb #c013
-PRECISIONS = ('fp32', 'bf16')
-PHASES = ('backbone', 'step', 'cached', 'e2e', 'finetune')  # stages a run measures (default: all)
+# %% ../nbs/18_bench.ipynb #c019
+PHASES = ('backbone', 'step', 'cached', 'e2e', 'finetune', 'features')  # stages a run measures (default: all)
 
 def bench_config(preset: str='quick', # smoke, quick, synth or paper: clip size, width, batch
                  backbone: str|None=None, # one of BACKBONES; None = the preset's
                  variant: str|None=None, # 'full', 'no_kd' or 'ti'; None = the preset's
                  batch: int|None=None, # speed pairs (pretraining) and clips (fine-tuning) per step; None = preset
-                 precision: str='bf16', # 'bf16' (autocast on CUDA) or 'fp32'
-                 channels_last: bool=True, # channels_last_3d (CUDA only)
+                 precision: str='auto', # 'auto' (the device's, see hcmtl.accel), 'fp32', 'bf16' or 'fp16'
+                 channels_last: bool=True, # channels_last layouts where they pay (False: contiguous)
                  compile: bool=False, # torch.compile the model
                  device: str='auto', # 'auto', 'cpu', 'cuda[:N]'
                  overrides=(), # dotted overrides, e.g. ['model.width=1.0']
@@ -123,11 +150,20 @@ def bench_config(preset: str='quick', # smoke, quick, synth or paper: clip size,
     if variant is not None: cfg.model.variant = variant
     for tc in (cfg.pretrain, cfg.finetune):
         if batch is not None: tc.batch_size = int(batch)
-        tc.amp, tc.channels_last, tc.compile = precision == 'bf16', bool(channels_last), bool(compile)
+        tc.precision, tc.channels_last, tc.compile = precision, bool(channels_last), bool(compile)
     cfg.device = device
-    return validate(cfg)
+    cfg = validate(cfg)
+    for tc in (cfg.pretrain, cfg.finetune): tc.amp = precision  # the steps' `autocast(dev, tc.amp)` resolves it
+    return cfg
 
-# %% ../nbs/18_bench.ipynb #c016
+# %% ../nbs/18_bench.ipynb #c020
+def baseline_config(cfg: Config) -> Config:
+    "The same run in fp32, contiguous and uncompiled."
+    base = copy.deepcopy(cfg)
+    for tc in (base.pretrain, base.finetune): tc.precision = tc.amp = 'fp32'; tc.channels_last = tc.compile = False
+    return base
+
+# %% ../nbs/18_bench.ipynb #c023
 def ideal_step_rate(fwd_clips_s: float, # forward-only clips/s of the bare backbone
                     fwd_bwd_clips_s: float, # forward+backward(+SGD) clips/s of the bare backbone
                     n_fwd: int=2, # forward-only clips per sample (the keys k+, k-)
@@ -136,37 +172,46 @@ def ideal_step_rate(fwd_clips_s: float, # forward-only clips/s of the bare backb
     "Speed pairs/s of a step that cost only its clips' passes through the bare backbone."
     return 1.0 / (n_fwd_bwd / fwd_bwd_clips_s + n_fwd / fwd_clips_s)
 
-# %% ../nbs/18_bench.ipynb #c019
-def bench_backbone(cfg: Config, # from `bench_config` (model, data sizes, cfg.pretrain precision/layout/compile)
-                   device='cpu', # where to run
-                   warmup: int=3, # untimed iterations
-                   iters: int=10, # timed iterations (median reported)
-                  ) -> dict:
-    "(1) Bare backbone on random clips: forward+backward (SGD step included) and forward-only clips/s, peak memory."
+# %% ../nbs/18_bench.ipynb #c027
+def backbone_work(cfg: Config, # from `bench_config` (model, data sizes, cfg.pretrain precision/layout/compile)
+                  device='cpu', # where to run
+                 ) -> dict:
+    "(1) The bare backbone on random clips: {'fwd_bwd': an SGD step, 'fwd': a no_grad forward}, in training mode."
     dev, tc, d = torch.device(device), cfg.pretrain, cfg.data
     seed_everything(cfg.seed)
     bb = build_backbone(cfg.model.backbone, cfg.model.width).to(dev).train()
-    cl = use_channels_last(dev, tc.channels_last)
-    to_channels_last(bb, cl)
-    maybe_compile(bb, tc.compile)
+    cl, prec = use_channels_last(dev, tc.channels_last), precision_of(tc)
+    maybe_compile(to_channels_last(bb, cl), tc.compile)
     opt = torch.optim.SGD(bb.parameters(), lr=1e-3, momentum=tc.momentum, weight_decay=tc.weight_decay)
     x = to_channels_last(torch.randn(tc.batch_size, 3, d.clip_len, d.size, d.size, device=dev), cl)
     def fwd_bwd():
-        with autocast(dev, tc.amp): y = bb(x)
+        with autocast(dev, prec): y = bb(x)
         opt.zero_grad(set_to_none=True); y.float().mean().backward(); opt.step()
     def fwd():
-        with torch.no_grad(), autocast(dev, tc.amp): bb(x)
-    c_fb, c_f = [], []
-    with PeakMemory(dev) as mem:
-        t_fb = time_iterations(fwd_bwd, warmup, iters, dev, c_fb)
-        t_f = time_iterations(fwd, warmup, iters, dev, c_f)
-    B = tc.batch_size
-    fb, f = B / statistics.median(t_fb), B / statistics.median(t_f)
-    return {'fwd_bwd_clips_s': fb, 'fwd_clips_s': f, 'ideal_pairs_s': ideal_step_rate(f, fb),
-            'fwd_bwd_cpu_s': statistics.median(c_fb), 'fwd_cpu_s': statistics.median(c_f),
+        with torch.no_grad(), autocast(dev, prec): bb(x)
+    return {'fwd_bwd': fwd_bwd, 'fwd': fwd}
+
+# %% ../nbs/18_bench.ipynb #c028
+def backbone_rates(fb: tuple, f: tuple, # (wall, CPU) seconds of the fwd+bwd and the fwd work
+                   batch: int, # clips per call
+                  ) -> dict:
+    "Median clips/s and CPU-s per batch of the two backbone works, and the ideal step they allow."
+    rb, rf = batch / statistics.median(fb[0]), batch / statistics.median(f[0])
+    return {'fwd_bwd_clips_s': rb, 'fwd_clips_s': rf, 'ideal_pairs_s': ideal_step_rate(rf, rb),
+            'fwd_bwd_cpu_s': statistics.median(fb[1]), 'fwd_cpu_s': statistics.median(f[1])}
+
+# %% ../nbs/18_bench.ipynb #c029
+def bench_backbone(cfg: Config, # from `bench_config`
+                   device='cpu', # where to run
+                   warmup: int=3, iters: int=10, # untimed and timed iterations
+                  ) -> dict:
+    "(1) Bare backbone: forward+backward and forward-only clips/s, the ideal step, peak memory."
+    w = backbone_work(cfg, device)
+    with PeakMemory(device) as mem: t = time_interleaved(w, warmup, iters, device)
+    return {**backbone_rates(t['fwd_bwd'], t['fwd'], cfg.pretrain.batch_size),
             'mem_backbone_mb': mem.peak_mb, 'mem_backbone_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c022
+# %% ../nbs/18_bench.ipynb #c032
 @dataclass
 class BenchRig:
     "What a benchmarked pretraining step uses; has the attributes `pretrain_step` reads from a `Pretraining`."
@@ -186,6 +231,7 @@ class BenchRig:
     workers: int = 0  # DataLoader worker processes
     prefetch: int = 0  # batches prefetched per worker
 
+# %% ../nbs/18_bench.ipynb #c033
 def bench_teacher(cfg: Config, # its .teacher and .model.variant are used
                   root=None, # synthetic world W (holds teacher.pt), if any
                   device='cpu', # where the teacher runs
@@ -202,18 +248,23 @@ def bench_teacher(cfg: Config, # its .teacher and .model.variant are used
     teacher = SynthTeacher(SynthParsingNet(t.num_classes, t.width), labels, input_size=t.input_size)
     return teacher.to(device), f'random synth teacher (width {t.width}; no teacher.pt)'
 
+# %% ../nbs/18_bench.ipynb #c034
 def build_rig(cfg: Config, # from `bench_config`
               device='cpu', # where to run
               root=None, # synthetic world W (for its teacher.pt); None = random-weight teacher
+              threads: int|None=None, # torch threads (None: as the trainer sizes them, `configure_backends`)
              ) -> BenchRig:
     "MoCo model, teacher, SGD + schedule and augmentation of a benchmarked pretraining step."
     dev, tc = torch.device(device), cfg.pretrain
     configure_backends(dev)
+    if threads: torch.set_num_threads(threads)
     seed_everything(cfg.seed)
     teacher, source = bench_teacher(cfg, root, dev)
     model = MoCoHCMTL(cfg).to(dev)
     cl = use_channels_last(dev, tc.channels_last)
     to_channels_last(model, cl)
+    if teacher is not None:  # the teacher runs in the step's precision and layout too
+        teacher.amp = precision_of(tc); to_channels_last(teacher, cl)
     opt = torch.optim.SGD(model.trainable_parameters(), lr=scaled_lr(tc.lr, tc.batch_size), momentum=tc.momentum,
                           weight_decay=tc.weight_decay)
     sched = make_scheduler(opt, 10**6, 0, tc.min_lr_ratio)
@@ -222,6 +273,7 @@ def build_rig(cfg: Config, # from `bench_config`
     model.train()
     return BenchRig(cfg, dev, model, teacher, opt, sched, augment, torch.Generator().manual_seed(cfg.seed), cl, source)
 
+# %% ../nbs/18_bench.ipynb #c035
 def train_step(rig: BenchRig, # from `build_rig`
                batch: dict, # a collated SpeedPairDataset batch (at least 'windows')
                readback: bool=True, # read the loss terms back to the host, as the trainer does every step
@@ -234,7 +286,7 @@ def train_step(rig: BenchRig, # from `build_rig`
     rig.optimizer.step(); rig.scheduler.step()
     return out
 
-# %% ../nbs/18_bench.ipynb #c024
+# %% ../nbs/18_bench.ipynb #c037
 def random_windows(cfg: Config, # data sizes (clip_len, speeds, size)
                    batch: int, # speed pairs
                    device='cpu', # where the batch lives
@@ -247,36 +299,51 @@ def random_windows(cfg: Config, # data sizes (clip_len, speeds, size)
     w = torch.randint(0, 256, (batch, 2, 3, W, d.size, d.size), dtype=torch.uint8, generator=g)
     return {'windows': w.to(device)}
 
+# %% ../nbs/18_bench.ipynb #c038
 class CachedTeacher(nn.Module):
     "Stands in for precomputed teacher maps: returns fixed probabilities F_t that are already on the device."
     def __init__(self, probs: torch.Tensor): # B×C×h×w probabilities
         super().__init__(); self.register_buffer('probs', probs)
     def forward(self, frames): return self.probs[:len(frames)]
 
+# %% ../nbs/18_bench.ipynb #c039
+def step_work(rig: BenchRig, # from `build_rig`
+              teacher: str='online', # 'online' (the teacher runs in the step) or 'cached' (F_t precomputed)
+              readback: bool=True, # the trainer's per-step loss read-back
+             ):
+    "(2) One pretraining step on fixed random windows already on the device, as a work to time."
+    if teacher not in ('online', 'cached'): raise ValueError(f"teacher must be 'online' or 'cached', got {teacher!r}")
+    batch = random_windows(rig.cfg, rig.cfg.pretrain.batch_size, rig.device)
+    use = rig.teacher
+    if teacher == 'cached' and use is not None:
+        q = speed_triplet(batch['windows'], rig.cfg.data.clip_len, rig.cfg.data.speeds)[0]
+        with torch.no_grad(): use = CachedTeacher(rig.teacher(to_unit(middle_frame(q))))
+    def work():
+        saved, rig.teacher = rig.teacher, use
+        try: train_step(rig, batch, readback)
+        finally: rig.teacher = saved
+    rig.model.train()
+    return work
+
+# %% ../nbs/18_bench.ipynb #c040
+def step_rates(t: tuple, batch: int) -> dict:
+    "Pairs/s (median), step ms and CPU-s of timed steps (wall, CPU seconds)."
+    med = statistics.median(t[0])
+    return {'pairs_s': batch / med, 'step_ms': med * 1e3, 'cpu_s': statistics.median(t[1])}
+
+# %% ../nbs/18_bench.ipynb #c041
 def bench_step(rig: BenchRig, # from `build_rig`
                warmup: int=3, iters: int=10, # untimed and timed steps
-               teacher: str='online', # 'online' (the teacher runs in the step) or 'cached' (F_t precomputed)
+               teacher: str='online', # 'online' or 'cached'
                readback: bool=True, # the trainer's per-step loss read-back
               ) -> dict:
     "(2) Pretraining steps on random windows already on the device: pairs/s (median), step time, peak memory."
-    if teacher not in ('online', 'cached'): raise ValueError(f"teacher must be 'online' or 'cached', got {teacher!r}")
-    B = rig.cfg.pretrain.batch_size
-    batch = random_windows(rig.cfg, B, rig.device)
-    saved = rig.teacher
-    if teacher == 'cached' and saved is not None:
-        q = speed_triplet(batch['windows'], rig.cfg.data.clip_len, rig.cfg.data.speeds)[0]
-        rig.teacher = CachedTeacher(saved(to_unit(middle_frame(q))))
-    cpu = []
-    try:
-        rig.model.train()
-        with PeakMemory(rig.device) as mem:
-            times = time_iterations(lambda: train_step(rig, batch, readback), warmup, iters, rig.device, cpu)
-    finally: rig.teacher = saved
-    med = statistics.median(times)
-    return {'pairs_s': B / med, 'step_ms': med * 1e3, 'cpu_s': statistics.median(cpu), 'mem_mb': mem.peak_mb,
-            'mem_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
+    work = step_work(rig, teacher, readback)
+    with PeakMemory(rig.device) as mem: t = time_interleaved({'step': work}, warmup, iters, rig.device)['step']
+    return {**step_rates(t, rig.cfg.pretrain.batch_size), 'mem_mb': mem.peak_mb, 'mem_delta_mb': mem.delta_mb,
+            'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c027
+# %% ../nbs/18_bench.ipynb #c044
 def write_test_videos(folder, # root to write (Kinetics layout: folder/train/c<k>/v<i><ext>)
                       n: int=8, # videos
                       size=(128, 128), # (height, width) of the frames
@@ -287,15 +354,18 @@ def write_test_videos(folder, # root to write (Kinetics layout: folder/train/c<k
                      ) -> list:
     "Videos of a square moving over smooth noise, for benchmarks without a dataset."
     import cv2
-    from hcmtl.testing import moving_square_frames, write_video
     h, w = size
     paths = []
     for i in range(n):
-        small = moving_square_frames(num_frames, 32, speed=1 + i % 3, seed=i)
+        rng = np.random.default_rng(i)
+        small = rng.integers(0, 60, (num_frames, 32, 32, 3), dtype=np.uint8)
+        for t in range(num_frames):  # a square moving right at 1-3 pixels per frame
+            x = (t * (1 + i % 3)) % 24; small[t, 12:20, x:x + 8] = 255
         frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in small])
         paths.append(write_video(Path(folder) / 'train' / f'c{i % classes}' / f'v{i}{ext}', frames, gop=gop))
     return paths
 
+# %% ../nbs/18_bench.ipynb #c045
 def attach_loader(rig: BenchRig, # from `build_rig`
                   root, # a synthetic world W or a Kinetics-style root
                   workers: int|None=None, # DataLoader workers; None = cfg.data.num_workers (-1: from the host's cores)
@@ -314,6 +384,7 @@ def attach_loader(rig: BenchRig, # from `build_rig`
                           f"one batch of {cfg.pretrain.batch_size}")
     return rig
 
+# %% ../nbs/18_bench.ipynb #c046
 def loader_batches(rig: BenchRig):
     "Batches of the rig's loader, epoch after epoch."
     epoch = 0
@@ -322,6 +393,7 @@ def loader_batches(rig: BenchRig):
         yield from rig.loader
         epoch += 1
 
+# %% ../nbs/18_bench.ipynb #c047
 def bench_loader_step(rig: BenchRig, # with a loader (`attach_loader`)
                       warmup: int=3, iters: int=10, # untimed steps (plus workers × prefetch) and timed steps
                       readback: bool=True, # the trainer's per-step loss read-back
@@ -347,24 +419,21 @@ def bench_loader_step(rig: BenchRig, # with a loader (`attach_loader`)
             'data_wait': sum(waits) / sum(totals), 'skipped': skipped, 'mem_mb': mem.peak_mb,
             'mem_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
-# %% ../nbs/18_bench.ipynb #c030
-def bench_finetune_step(cfg: Config, # from `bench_config` (cfg.finetune: batch, precision, layout, compile)
-                        device='cpu', # where to run
-                        warmup: int=3, iters: int=10, # untimed and timed steps
-                        num_classes: int=10, # classifier outputs
-                       ) -> dict:
-    "Fine-tuning steps on random clips on the device: clips/s (median), step time, peak memory."
+# %% ../nbs/18_bench.ipynb #c050
+def finetune_work(cfg: Config, # from `bench_config` (cfg.finetune: batch, precision, layout, compile)
+                  device='cpu', # where to run
+                  num_classes: int=10, # classifier outputs
+                 ):
+    "One fine-tuning step on fixed random clips on the device, as a work to time."
     dev, tc, d = torch.device(device), cfg.finetune, cfg.data
     cfg = finetune_data(cfg)
     seed_everything(cfg.seed)
     model = HCMTLClassifier(cfg.model, num_classes).to(dev).train()
     cl = use_channels_last(dev, tc.channels_last)
-    to_channels_last(model, cl)
     opt = torch.optim.SGD(model.parameters(), lr=scaled_lr(tc.lr, tc.batch_size), momentum=tc.momentum,
                           weight_decay=tc.weight_decay)
-    net = maybe_compile(model, tc.compile)
-    f = SimpleNamespace(cfg=cfg, device=dev, model=net, channels_last=cl,
-                        augment=ClipAugment(cfg.data, seed=cfg.seed).to(dev))
+    net = maybe_compile(to_channels_last(model, cl), tc.compile)
+    f = SimpleNamespace(cfg=cfg, device=dev, model=net, channels_last=cl, augment=ClipAugment(cfg.data, seed=cfg.seed).to(dev))
     g = torch.Generator().manual_seed(cfg.seed)
     batch = {'clip': torch.randint(0, 256, (tc.batch_size, 3, d.clip_len, d.size, d.size), dtype=torch.uint8,
                                    generator=g).to(dev),
@@ -373,13 +442,37 @@ def bench_finetune_step(cfg: Config, # from `bench_config` (cfg.finetune: batch,
         out = finetune_step(f, batch)
         float(out['loss'].detach()); float(out['acc'])  # the trainer logs both every step
         opt.zero_grad(set_to_none=True); out['loss'].backward(); opt.step()
-    cpu = []
-    with PeakMemory(dev) as mem: times = time_iterations(step, warmup, iters, dev, cpu)
-    med = statistics.median(times)
-    return {'clips_s': tc.batch_size / med, 'step_ms': med * 1e3, 'cpu_s': statistics.median(cpu), 'mem_mb': mem.peak_mb,
-            'mem_kind': mem.kind}
+    return step
 
-# %% ../nbs/18_bench.ipynb #c033
+# %% ../nbs/18_bench.ipynb #c051
+def features_work(cfg: Config, # from `bench_config` (cfg.finetune: batch = clips per forward, precision, layout)
+                  device='cpu', # where to run
+                 ):
+    "One feature-extraction forward (the pooled representation, no_grad) of fixed random clips, as a work to time."
+    dev, tc, d = torch.device(device), cfg.finetune, cfg.data
+    seed_everything(cfg.seed)
+    model = HCMTLClassifier(cfg.model, 10).to(dev).eval()
+    cl, prec = use_channels_last(dev, tc.channels_last), precision_of(tc)
+    to_channels_last(model, cl)
+    x = to_channels_last(torch.randn(tc.batch_size, 3, d.clip_len, d.size, d.size, device=dev), cl)
+    def forward():
+        with torch.no_grad(), autocast(dev, prec): return model.features(x).float()
+    return forward
+
+# %% ../nbs/18_bench.ipynb #c052
+def bench_finetune_step(cfg: Config, # from `bench_config`
+                        device='cpu', # where to run
+                        warmup: int=3, iters: int=10, # untimed and timed steps
+                       ) -> dict:
+    "Fine-tuning steps and feature forwards on random clips on the device: clips/s (medians), CPU-s, peak memory."
+    works = {'finetune': finetune_work(cfg, device), 'features': features_work(cfg, device)}
+    with PeakMemory(device) as mem: t = time_interleaved(works, warmup, iters, device)
+    B = cfg.finetune.batch_size
+    return {'clips_s': B / statistics.median(t['finetune'][0]), 'step_ms': 1e3 * statistics.median(t['finetune'][0]),
+            'cpu_s': statistics.median(t['finetune'][1]), 'features_clips_s': B / statistics.median(t['features'][0]),
+            'mem_mb': mem.peak_mb, 'mem_kind': mem.kind}
+
+# %% ../nbs/18_bench.ipynb #c055
 SYNC_OPS = ('aten::_local_scalar_dense', 'aten::item', 'aten::nonzero', 'aten::masked_select', 'aten::unique',
             'cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize', 'cudaMemcpy')
 
@@ -410,11 +503,12 @@ def profile_step(fn, # one step (no arguments)
         out['sync_warnings'] = [str(w.message).splitlines()[0] for w in caught if 'synchroniz' in str(w.message).lower()]
     return out
 
-# %% ../nbs/18_bench.ipynb #c036
+# %% ../nbs/18_bench.ipynb #c058
 def _short_side_hw(h: int, w: int, short: int) -> tuple:
     s = short / min(h, w)
     return (short, max(1, round(w * s))) if h <= w else (max(1, round(h * s)), short)
 
+# %% ../nbs/18_bench.ipynb #c059
 def bench_decode_resize(paths, # video files
                         clip_len: int=16, speeds=(1, 2), # window = max(speeds) × clip_len frames
                         short_side: int=128, # target short side
@@ -454,7 +548,24 @@ def bench_decode_resize(paths, # video files
     return {m: {'windows_s': 2 * reads / wall[m], 'cpu_ms_per_window': 1e3 * cpu[m] / (2 * reads), 'frame_hw': shape[m]}
             for m in modes}
 
-# %% ../nbs/18_bench.ipynb #c039
+# %% ../nbs/18_bench.ipynb #c062
+def bench_backends(paths, # video files
+                   clip_len: int=16, speeds=(1, 2), # window = max(speeds) × clip_len frames
+                   reads: int=20, # speed pairs read per backend
+                   backends=None, # names from hcmtl.video.BACKENDS; None = `available_backends()`
+                  ) -> dict:
+    "{backend: windows/s and CPU-ms per window}, native-size decoding of the same speed-pair windows, interleaved."
+    backends, paths = tuple(backends or available_backends()), [str(p) for p in paths]
+    window, rng = max(speeds) * clip_len, np.random.default_rng(0)
+    n = {p: video_meta(p, backends[0]).num_frames for p in paths}
+    jobs = [(p, np.concatenate([window_indices(n[p], clip_len, max(speeds), rng) for _ in range(2)]))
+            for p in (paths[k % len(paths)] for k in range(reads))]
+    works = {b: (lambda b=b, it=iter(jobs * 2): read_frames(*next(it), b)) for b in backends}
+    t = time_interleaved(works, warmup=1, iters=reads - 1)
+    return {b: {'windows_s': 2 / statistics.median(w), 'cpu_ms_per_window': 500 * statistics.median(c)}
+            for b, (w, c) in t.items()}
+
+# %% ../nbs/18_bench.ipynb #c065
 def bench_transcode(paths, # source video files
                     out_dir, # where the transcoded copies go
                     cfg: Config|None=None, # data settings of the dataset (clip_len, speeds, size); None = quick
@@ -485,7 +596,7 @@ def bench_transcode(paths, # source video files
             'before_mb': sum(p.stat().st_size for p in paths) / 2**20, 'after_mb': sum(p.stat().st_size for p in outs) / 2**20,
             'before_hw': (meta(paths[0]).height, meta(paths[0]).width), 'after_hw': (meta(outs[0]).height, meta(outs[0]).width)}
 
-# %% ../nbs/18_bench.ipynb #c042
+# %% ../nbs/18_bench.ipynb #c068
 def device_name(device) -> str:
     "A readable name of the device: the GPU's name, or the CPU model and the cores this process may use."
     dev = torch.device(device)
@@ -497,21 +608,166 @@ def device_name(device) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     return f"{model} ({cores} cores, {torch.get_num_threads()} torch threads)"
 
-def _package_root() -> Path:
-    try: return Path(__file__).resolve().parent
-    except NameError: return Path.cwd()
-
+# %% ../nbs/18_bench.ipynb #c069
 def bench_data_root(cfg: Config, # its data.root and preset are used
                     data=None, # explicit root
                    ) -> Path|None:
     "The root the end-to-end stage reads: `data`, `cfg.data.root`, or the preset's generated world; None if none."
     if data is not None: return Path(data)
     if cfg.data.root: return Path(cfg.data.root)
-    return find_world(cfg.preset) or find_world(cfg.preset, _package_root())
+    return find_world(cfg.preset)
 
-# %% ../nbs/18_bench.ipynb #c043
+# %% ../nbs/18_bench.ipynb #c071
+def bench_settings(cfg: Config, # from `bench_config`
+                   device, # where the run goes
+                   baseline: bool|None=None, # also measure `baseline_config(cfg)`; None = when it differs here
+                  ) -> dict:
+    "{'baseline': fp32 contiguous config, 'tuned': cfg}, or {'tuned': cfg} when there is nothing to compare."
+    tc = cfg.pretrain
+    differs = resolve_precision(device, precision_of(tc)) != 'fp32' or use_channels_last(device, tc.channels_last) or tc.compile
+    if baseline is None: baseline = differs
+    return {'baseline': baseline_config(cfg), 'tuned': cfg} if baseline else {'tuned': cfg}
+
+# %% ../nbs/18_bench.ipynb #c072
+def row_header(cfg: Config, device, setting: str, **run) -> dict:
+    "The leading CSV fields of one setting's row: when, what code, which device, model, sizes and settings."
+    tc, d, dev = cfg.pretrain, cfg.data, torch.device(device)
+    p = describe_precision(dev, precision_of(tc), tc.channels_last, tc.compile)
+    return {'time': datetime.datetime.now().isoformat(timespec='seconds'), 'git_commit': git_commit(package_root()),
+            'host': socket.gethostname(), 'device': str(dev), 'device_name': device_name(dev), 'torch': torch.__version__,
+            'preset': cfg.preset, 'backbone': cfg.model.backbone, 'variant': cfg.model.variant, 'width': cfg.model.width,
+            'clip': f"3x{d.clip_len}x{d.size}x{d.size}", 'batch': tc.batch_size, 'setting': setting,
+            'precision': p['precision'], 'precision_setting': precision_of(tc), 'channels_last': p['channels_last'],
+            'compile': tc.compile, 'cpu_bf16_units': ' '.join(p.get('cpu_bf16_units', [])) or None,
+            'torch_threads': torch.get_num_threads(), **run}
+
+# %% ../nbs/18_bench.ipynb #c075
+def measure_backbones(rows: dict, cfgs: dict, device, warmup: int, iters: int):
+    "(1) for every setting, interleaved."
+    works = {(k, n): fn for k, c in cfgs.items() for n, fn in backbone_work(c, device).items()}
+    with PeakMemory(device) as mem: t = time_interleaved(works, warmup, iters, device)
+    for k, c in cfgs.items():
+        rows[k].update(backbone_rates(t[k, 'fwd_bwd'], t[k, 'fwd'], c.pretrain.batch_size), mem_backbone_mb=mem.peak_mb,
+                       mem_backbone_delta_mb=mem.delta_mb, mem_kind=mem.kind)
+
+# %% ../nbs/18_bench.ipynb #c076
+def first_call_s(works: dict, device) -> dict:
+    "Seconds of one call of each work (compilation, allocation and autotuning included)."
+    out = {}
+    for k, fn in works.items():
+        t0 = time.perf_counter(); fn(); sync_device(device); out[k] = time.perf_counter() - t0
+    return out
+
+# %% ../nbs/18_bench.ipynb #c077
+def measure_steps(rows: dict, rigs: dict, phases, warmup: int, iters: int, readback: bool=True):
+    "(2) with the teacher online ('step') and cached ('cached'), every setting's rig, interleaved."
+    dev, B = rigs['tuned'].device, rigs['tuned'].cfg.pretrain.batch_size
+    for teacher, key in (('online', 'step'), ('cached', 'cached')):
+        if key not in phases or (key == 'cached' and rigs['tuned'].teacher is None): continue
+        works = {k: step_work(r, teacher, readback) for k, r in rigs.items()}
+        first = first_call_s(works, dev)
+        with PeakMemory(dev) as mem: t = time_interleaved(works, max(0, warmup - 1), iters, dev)
+        for k in works:
+            r = step_rates(t[k], B)
+            rows[k].update({f'{key}_pairs_s': r['pairs_s'], f'{key}_ms': r['step_ms'], f'{key}_cpu_s': r['cpu_s'],
+                            f'{key}_first_s': first[k], f'mem_{key}_mb': mem.peak_mb, f'mem_{key}_delta_mb': mem.delta_mb,
+                            'mem_kind': mem.kind})
+
+# %% ../nbs/18_bench.ipynb #c078
+def measure_e2e(row: dict, rig: BenchRig, root, generated: bool, warmup: int, iters: int, workers=None, prefetch=None,
+                readback: bool=True):
+    "(3) the tuned rig fed by the DataLoader from `root`."
+    attach_loader(rig, root, workers, prefetch)
+    row.update(data='generated test videos' if generated else str(root), workers=rig.workers, prefetch=rig.prefetch)
+    r = bench_loader_step(rig, warmup, iters, readback)
+    row.update(e2e_pairs_s=r['pairs_s'], e2e_pairs_s_median=r['pairs_s_median'], e2e_step_ms=r['step_ms'],
+               data_wait=r['data_wait'], wait_ms=r['wait_ms'], skipped=r['skipped'], mem_e2e_mb=r['mem_mb'])
+    rig.loader = rig.sampler = rig.dataset = None
+
+# %% ../nbs/18_bench.ipynb #c079
+def measure_profile(row: dict, rig: BenchRig, readback: bool=True) -> str:
+    "Profile the tuned step: the op table (returned) and the sync-prone ops per step (in the row)."
+    batch = random_windows(rig.cfg, rig.cfg.pretrain.batch_size, rig.device)
+    pr = profile_step(lambda: train_step(rig, batch, readback), rig.device)
+    row['sync_ops'] = ';'.join(f"{k.split('::')[-1]}={v:g}" for k, v in sorted(pr['sync_ops'].items())) or 'none'
+    if pr['sync_warnings'] is not None: row['sync_warnings'] = len(pr['sync_warnings'])
+    return pr['table']
+
+# %% ../nbs/18_bench.ipynb #c080
+def measure_finetune(rows: dict, cfgs: dict, device, phases, warmup: int, iters: int):
+    "The fine-tuning step and the feature forward for every setting, interleaved."
+    kinds = [p for p in ('finetune', 'features') if p in phases]
+    make = {'finetune': finetune_work, 'features': features_work}
+    works = {(k, p): make[p](c, device) for k, c in cfgs.items() for p in kinds}
+    if not works: return
+    with PeakMemory(device) as mem: t = time_interleaved(works, warmup, iters, device)
+    for (k, p), (wall, cpu_s) in t.items():
+        B = cfgs[k].finetune.batch_size
+        rows[k].update({f'{p}_clips_s': B / statistics.median(wall), f'{p}_step_ms': 1e3 * statistics.median(wall),
+                        f'{p}_cpu_s': statistics.median(cpu_s), f'mem_{p}_mb': mem.peak_mb})
+
+# %% ../nbs/18_bench.ipynb #c081
+def measure_io(row: dict, cfg: Config, device, iters: int, decode: bool=False, transcode: bool=False):
+    "Decoding backends, resize placement and transcoding on 320×240 MPEG-4 test videos."
+    d = cfg.data
+    with tempfile.TemporaryDirectory(prefix='hcmtl-bench-io-') as io_dir:
+        vids = write_test_videos(Path(io_dir) / 'src', n=4, size=(240, 320), num_frames=96, ext='.avi', gop=250)
+        if decode:
+            for b, v in bench_backends(vids, d.clip_len, d.speeds, reads=max(4, iters)).items():
+                row[f'decode_backend_{b}_windows_s'], row[f'decode_backend_{b}_cpu_ms'] = v['windows_s'], v['cpu_ms_per_window']
+            dr = bench_decode_resize(vids, d.clip_len, d.speeds, short_side=128, reads=max(4, iters), device=device)
+            row.update({f'decode_{k}_windows_s': v['windows_s'] for k, v in dr.items()})
+            row.update({f'decode_{k}_cpu_ms': v['cpu_ms_per_window'] for k, v in dr.items()})
+        if transcode:
+            tr = bench_transcode(vids, Path(io_dir) / 'out', cfg, short_side=128, reads=max(4, iters))
+            row.update({f'transcode_{k}': v for k, v in tr.items() if isinstance(v, float)})
+
+# %% ../nbs/18_bench.ipynb #c082
 def _ratio(a, b): return a / b if a and b else None
 
+# %% ../nbs/18_bench.ipynb #c083
+SPEEDUPS = ('fwd_bwd_clips_s', 'fwd_clips_s', 'ideal_pairs_s', 'step_pairs_s', 'cached_pairs_s', 'finetune_clips_s',
+            'features_clips_s')
+
+def finish_row(row: dict, base: dict|None=None) -> dict:
+    "The ratios of a row: (2)/ideal, (3)/(2), in CPU time too, and its speed-ups over the baseline row."
+    g = row.get
+    row.update(step_vs_ideal=_ratio(g('step_pairs_s'), g('ideal_pairs_s')),
+               cached_vs_ideal=_ratio(g('cached_pairs_s'), g('ideal_pairs_s')),
+               e2e_vs_step=_ratio(g('e2e_pairs_s'), g('step_pairs_s')))
+    if g('fwd_cpu_s') is not None:  # CPU-s of the ideal step's clip passes, one batch: steadier than wall time
+        ideal_cpu = row['fwd_bwd_cpu_s'] + 2 * row['fwd_cpu_s']
+        row.update(step_vs_ideal_cpu=_ratio(ideal_cpu, g('step_cpu_s')), cached_vs_ideal_cpu=_ratio(ideal_cpu, g('cached_cpu_s')))
+    if base is not None: row.update({f'speedup_{k}': _ratio(g(k), base.get(k)) for k in SPEEDUPS})
+    return row
+
+# %% ../nbs/18_bench.ipynb #c085
+@contextlib.contextmanager
+def e2e_root(cfg: Config, data=None, needed: bool=True):
+    "(root, generated): the end-to-end stage's data; test videos written to a temporary folder when there is none."
+    root = bench_data_root(cfg, data) if needed else None
+    if root is not None and not root.exists():
+        raise FileNotFoundError(f"benchmark data root not found: {root} (a synthetic world or a Kinetics-style root)")
+    if root is not None or not needed: yield root, False; return
+    log.info("no dataset found for preset %s: the end-to-end stage reads freshly written test videos", cfg.preset)
+    with tempfile.TemporaryDirectory(prefix='hcmtl-bench-') as tmp:
+        write_test_videos(tmp, n=max(2 * cfg.pretrain.batch_size, 8), size=(cfg.synth.frame_size,) * 2,
+                          num_frames=cfg.synth.num_frames)
+        yield Path(tmp), True
+
+# %% ../nbs/18_bench.ipynb #c086
+def check_phases(phases):
+    "Refuse stage names that are not in PHASES."
+    bad = set(phases) - set(PHASES)
+    if bad: raise ConfigError(f"unknown benchmark phase(s) {sorted(bad)}; choose from {PHASES}")
+
+# %% ../nbs/18_bench.ipynb #c087
+def write_rows(rows: dict, csv) -> None:
+    "Append every setting's row to the CSV file (its header grows as needed)."
+    for row in rows.values():
+        lg = CSVLogger(csv, tensorboard=False); lg.log({k: v for k, v in row.items() if v is not None}); lg.close()
+
+# %% ../nbs/18_bench.ipynb #c088
 def run_bench(cfg: Config, # from `bench_config`
               warmup: int=3, iters: int=10, # untimed and timed iterations of every stage
               phases=PHASES, # stages to measure
@@ -520,163 +776,140 @@ def run_bench(cfg: Config, # from `bench_config`
               prefetch: int|None=None, # batches prefetched per worker; None = cfg.data.prefetch_factor
               readback: bool=True, # the trainer's per-step loss read-back
               profile: bool=False, # also profile the step (table printed)
-              decode: bool=False, # also the decode/resize micro-benchmark
+              decode: bool=False, # also the decoding backends and resize micro-benchmark
               transcode: bool=False, # also the transcode before/after measurement
-              csv=None, # CSV file to append the row to (None = no file)
+              csv=None, # CSV file to append the rows to (None = no file)
               verbose: bool=True, # print the report
+              baseline: bool|None=None, # also the fp32 contiguous baseline, interleaved (None = when it differs)
+              threads: int|None=None, # torch threads (None = as the trainer sizes them)
              ) -> dict:
-    "Measure one configuration; returns the CSV row (plus 'profile_table' when profiling)."
-    bad = set(phases) - set(PHASES)
-    if bad: raise ConfigError(f"unknown benchmark phase(s) {sorted(bad)}; choose from {PHASES}")
+    "Measure one configuration (and its baseline); returns the tuned row (+ 'baseline_row', 'profile_table')."
+    check_phases(phases)
     dev = get_device(cfg.device)
-    tc, d = cfg.pretrain, cfg.data
-    row = {'time': datetime.datetime.now().isoformat(timespec='seconds'), 'git_commit': git_commit(_package_root()),
-           'host': socket.gethostname(), 'device': str(dev), 'device_name': device_name(dev),
-           'torch': torch.__version__, 'preset': cfg.preset, 'backbone': cfg.model.backbone,
-           'variant': cfg.model.variant, 'width': cfg.model.width, 'clip': f"3x{d.clip_len}x{d.size}x{d.size}",
-           'batch': tc.batch_size, 'precision': 'bf16' if tc.amp else 'fp32', 'amp_active': tc.amp and dev.type == 'cuda',
-           'channels_last': tc.channels_last, 'channels_last_active': use_channels_last(dev, tc.channels_last),
-           'compile': tc.compile, 'torch_threads': torch.get_num_threads(), 'readback': readback, 'warmup': warmup,
-           'iters': iters, 'phases': '+'.join(phases)}
+    if threads: torch.set_num_threads(threads)
+    cfgs = bench_settings(cfg, dev, False if baseline is None and set(phases) <= {'e2e'} else baseline)  # nothing to compare
+    rows = {k: row_header(c, dev, k, readback=readback, warmup=warmup, iters=iters, phases='+'.join(phases))
+            for k, c in cfgs.items()}
     extra, c0, t0 = {}, time.process_time(), time.perf_counter()
-    def phase(name): return name in phases
-    if phase('backbone'):
-        row.update(bench_backbone(cfg, dev, warmup, iters))
-    root = bench_data_root(cfg, data) if phase('e2e') else None
-    tmp = None
-    if root is not None and not root.exists():
-        raise FileNotFoundError(f"benchmark data root not found: {root} (a synthetic world or a Kinetics-style root)")
-    if phase('e2e') and root is None:
-        log.info("no dataset found for preset %s: the end-to-end stage reads freshly written test videos", cfg.preset)
-        tmp = Path(tempfile.mkdtemp(prefix='hcmtl-bench-'))
-        s = cfg.synth
-        write_test_videos(tmp, n=max(2 * tc.batch_size, 8), size=(s.frame_size, s.frame_size), num_frames=s.num_frames)
-        root = tmp
-    try:
-        if phase('step') or phase('cached') or phase('e2e'):
-            rig = build_rig(cfg, dev, root)
-            row['teacher'] = rig.teacher_source
-            if phase('step'):
-                r = bench_step(rig, warmup, iters, 'online', readback)
-                row.update(step_pairs_s=r['pairs_s'], step_ms=r['step_ms'], step_cpu_s=r['cpu_s'], mem_step_mb=r['mem_mb'],
-                           mem_step_delta_mb=r['mem_delta_mb'], mem_kind=r['mem_kind'])
-            if phase('cached') and rig.teacher is not None:
-                r = bench_step(rig, warmup, iters, 'cached', readback)
-                row.update(cached_pairs_s=r['pairs_s'], cached_step_ms=r['step_ms'], cached_cpu_s=r['cpu_s'])
-            if profile:
-                batch = random_windows(cfg, tc.batch_size, dev)
-                pr = profile_step(lambda: train_step(rig, batch, readback), dev)
-                extra['profile_table'] = pr['table']
-                row['sync_ops'] = ';'.join(f"{k.split('::')[-1]}={v:g}" for k, v in sorted(pr['sync_ops'].items()))
-                if pr['sync_warnings'] is not None: row['sync_warnings'] = len(pr['sync_warnings'])
-            if phase('e2e'):
-                attach_loader(rig, root, workers, prefetch)
-                row.update(data=str(root) if tmp is None else 'generated test videos', workers=rig.workers,
-                           prefetch=rig.prefetch)
-                r = bench_loader_step(rig, warmup, iters, readback)
-                row.update(e2e_pairs_s=r['pairs_s'], e2e_pairs_s_median=r['pairs_s_median'], e2e_step_ms=r['step_ms'],
-                           data_wait=r['data_wait'], wait_ms=r['wait_ms'], skipped=r['skipped'],
-                           mem_e2e_mb=r['mem_mb'], mem_kind=r['mem_kind'])
-                rig.loader = rig.sampler = rig.dataset = None
-            del rig; gc.collect()
-        if phase('finetune'):
-            r = bench_finetune_step(cfg, dev, warmup, iters)
-            row.update(finetune_clips_s=r['clips_s'], finetune_step_ms=r['step_ms'], finetune_cpu_s=r['cpu_s'],
-                       mem_finetune_mb=r['mem_mb'])
-        if decode or transcode:
-            with tempfile.TemporaryDirectory(prefix='hcmtl-bench-io-') as io_dir:
-                vids = write_test_videos(Path(io_dir) / 'src', n=4, size=(240, 320), num_frames=96, ext='.avi', gop=250)
-                if decode:
-                    dr = bench_decode_resize(vids, d.clip_len, d.speeds, short_side=128, reads=max(4, iters), device=dev)
-                    row.update({f'decode_{k}_windows_s': v['windows_s'] for k, v in dr.items()})
-                    row.update({f'decode_{k}_cpu_ms': v['cpu_ms_per_window'] for k, v in dr.items()})
-                if transcode:
-                    tr = bench_transcode(vids, Path(io_dir) / 'out', cfg, short_side=128, reads=max(4, iters))
-                    row.update(transcode_s_per_video=tr['transcode_s_per_video'], transcode_before_pairs_s=tr['before_pairs_s'],
-                               transcode_after_pairs_s=tr['after_pairs_s'], transcode_before_cpu_ms=tr['before_cpu_ms_per_pair'],
-                               transcode_after_cpu_ms=tr['after_cpu_ms_per_pair'], transcode_before_mb=tr['before_mb'],
-                               transcode_after_mb=tr['after_mb'])
-    finally:
-        if tmp is not None: shutil.rmtree(tmp, ignore_errors=True)
-    row['cpu_busy'] = (time.process_time() - c0) / (time.perf_counter() - t0)  # cores this process kept busy (workers not counted)
-    row['step_vs_ideal'] = _ratio(row.get('step_pairs_s'), row.get('ideal_pairs_s'))
-    row['cached_vs_ideal'] = _ratio(row.get('cached_pairs_s'), row.get('ideal_pairs_s'))
-    row['e2e_vs_step'] = _ratio(row.get('e2e_pairs_s'), row.get('step_pairs_s'))
-    if row.get('fwd_cpu_s') is not None:  # the same ratios in CPU time: steadier than wall time on a shared CPU
-        ideal_cpu = row['fwd_bwd_cpu_s'] + 2 * row['fwd_cpu_s']  # CPU-s of the ideal step's clip passes, one batch
-        row['step_vs_ideal_cpu'] = _ratio(ideal_cpu, row.get('step_cpu_s'))
-        row['cached_vs_ideal_cpu'] = _ratio(ideal_cpu, row.get('cached_cpu_s'))
-    if csv is not None:
-        lg = CSVLogger(csv, tensorboard=False); lg.log({k: v for k, v in row.items() if v is not None}); lg.close()
-        row['csv'] = str(csv)
-    if verbose: print(format_report(row, extra.get('profile_table')))
-    return {**row, **extra}
+    if 'backbone' in phases: measure_backbones(rows, cfgs, dev, warmup, iters)
+    with e2e_root(cfg, data, 'e2e' in phases) as (root, generated):
+        if {'step', 'cached', 'e2e'} & set(phases):
+            rigs = {k: build_rig(c, dev, root, threads) for k, c in cfgs.items()}
+            for k, r in rigs.items(): rows[k]['teacher'] = r.teacher_source
+            measure_steps(rows, rigs, phases, warmup, iters, readback)
+            if profile: extra['profile_table'] = measure_profile(rows['tuned'], rigs['tuned'], readback)
+            if 'e2e' in phases: measure_e2e(rows['tuned'], rigs['tuned'], root, generated, warmup, iters, workers, prefetch, readback)
+            del rigs; gc.collect()
+    measure_finetune(rows, cfgs, dev, phases, warmup, iters)
+    if decode or transcode: measure_io(rows['tuned'], cfg, dev, iters, decode, transcode)
+    rows['tuned']['cpu_busy'] = (time.process_time() - c0) / (time.perf_counter() - t0)  # cores kept busy (not workers)
+    for k in rows: finish_row(rows[k], rows.get('baseline') if k == 'tuned' else None)
+    if csv is not None: write_rows(rows, csv); rows['tuned']['csv'] = str(csv)
+    if verbose: print(format_report(rows['tuned'], extra.get('profile_table'), rows.get('baseline')))
+    return {**rows['tuned'], **extra, 'baseline_row': rows.get('baseline')}
 
-# %% ../nbs/18_bench.ipynb #c044
+# %% ../nbs/18_bench.ipynb #c090
 def _f(v, spec='.1f', none='—'): return none if v is None else format(v, spec)
 
-def format_report(row: dict, # a `run_bench` row
-                  profile_table: str|None=None, # printed at the end when given
-                 ) -> str:
-    "The human-readable report of a benchmark row."
-    g = row.get
-    prec = g('precision') + ('' if g('amp_active') or g('precision') == 'fp32' else ' asked; autocast is CUDA-only, so fp32 ran')
-    lines = [f"hcmtl-bench: {g('backbone')} {g('variant')} (width {g('width')}), preset {g('preset')}, batch {g('batch')}, "
-             f"clip {g('clip')}, {prec}, channels_last {'on' if g('channels_last_active') else 'off'}, "
-             f"compile {'on' if g('compile') else 'off'}",
-             f"device: {g('device')} — {g('device_name')}",
-             f"medians of {g('iters')} timed iterations after {g('warmup')} warm-up; this process kept "
-             f"{_f(g('cpu_busy'), '.2f')} cores busy on average ({g('torch_threads')} torch threads)"]
+# %% ../nbs/18_bench.ipynb #c091
+def _setting(row: dict) -> str:
+    return f"{row.get('precision')}, channels_last {'on' if row.get('channels_last') else 'off'}, compile {'on' if row.get('compile') else 'off'}"
+
+def _report_head(g) -> list:
+    return [f"hcmtl-bench: {g('backbone')} {g('variant')} (width {g('width')}), preset {g('preset')}, batch {g('batch')}, "
+            f"clip {g('clip')}, {_setting({'precision': g('precision'), 'channels_last': g('channels_last'), 'compile': g('compile')})}"
+            f" (precision asked: {g('precision_setting')}; CPU bf16 units: {g('cpu_bf16_units') or 'none'})",
+            f"device: {g('device')} — {g('device_name')}",
+            f"medians of {g('iters')} timed iterations after {g('warmup')} warm-up; this process kept "
+            f"{_f(g('cpu_busy'), '.2f')} cores busy on average ({g('torch_threads')} torch threads)"]
+
+# %% ../nbs/18_bench.ipynb #c092
+def _report_stages(g) -> list:
+    out = []
     if g('fwd_bwd_clips_s') is not None:
-        lines += [f"(1) backbone: fwd+bwd {_f(g('fwd_bwd_clips_s'))} clips/s, fwd {_f(g('fwd_clips_s'))} clips/s "
-                  f"({_f(g('fwd_bwd_cpu_s'), '.2f')} and {_f(g('fwd_cpu_s'), '.2f')} CPU-s per batch)",
-                  f"    ideal step (1 fwd+bwd + 2 fwd clips per pair): {_f(g('ideal_pairs_s'))} pairs/s"]
+        out += [f"(1) backbone: fwd+bwd {_f(g('fwd_bwd_clips_s'))} clips/s, fwd {_f(g('fwd_clips_s'))} clips/s "
+                f"({_f(g('fwd_bwd_cpu_s'), '.2f')} and {_f(g('fwd_cpu_s'), '.2f')} CPU-s per batch)",
+                f"    ideal step (1 fwd+bwd + 2 fwd clips per pair): {_f(g('ideal_pairs_s'))} pairs/s"]
     if g('step_pairs_s') is not None:
-        lines.append(f"(2) step, data on device, teacher online: {_f(g('step_pairs_s'))} pairs/s "
-                     f"({_f(g('step_ms'))} ms/step, {_f(g('step_cpu_s'), '.2f')} CPU-s/step) = {_f(g('step_vs_ideal'), '.2f')} x ideal"
-                     f"   [teacher: {g('teacher')}]")
+        out.append(f"(2) step, data on device, teacher online: {_f(g('step_pairs_s'))} pairs/s ({_f(g('step_ms'))} ms/step, "
+                   f"{_f(g('step_cpu_s'), '.2f')} CPU-s/step; first step {_f(g('step_first_s'), '.1f')} s) = "
+                   f"{_f(g('step_vs_ideal'), '.2f')} x ideal   [teacher: {g('teacher')}]")
     if g('cached_pairs_s') is not None:
-        lines.append(f"    teacher cached: {_f(g('cached_pairs_s'))} pairs/s ({_f(g('cached_step_ms'))} ms/step) "
-                     f"= {_f(g('cached_vs_ideal'), '.2f')} x ideal")
+        out.append(f"    teacher cached: {_f(g('cached_pairs_s'))} pairs/s ({_f(g('cached_ms'))} ms/step) = "
+                   f"{_f(g('cached_vs_ideal'), '.2f')} x ideal")
     if g('step_vs_ideal_cpu') is not None:
-        lines.append(f"    in CPU time: step {_f(g('step_vs_ideal_cpu'), '.2f')} x ideal, teacher cached "
-                     f"{_f(g('cached_vs_ideal_cpu'), '.2f')} x ideal")
+        out.append(f"    in CPU time: step {_f(g('step_vs_ideal_cpu'), '.2f')} x ideal, teacher cached "
+                   f"{_f(g('cached_vs_ideal_cpu'), '.2f')} x ideal")
     if g('e2e_pairs_s') is not None:
-        lines.append(f"(3) end to end from disk ({g('workers')} workers, prefetch {g('prefetch')}): {_f(g('e2e_pairs_s'))} pairs/s "
-                     f"sustained, {_f(g('e2e_pairs_s_median'))} median = {_f(g('e2e_vs_step'), '.2f')} x (2); "
-                     f"data wait {_f(100 * g('data_wait'), '.0f')}% of the time   [data: {g('data')}]")
+        out.append(f"(3) end to end from disk ({g('workers')} workers, prefetch {g('prefetch')}): {_f(g('e2e_pairs_s'))} pairs/s "
+                   f"sustained, {_f(g('e2e_pairs_s_median'))} median = {_f(g('e2e_vs_step'), '.2f')} x (2); "
+                   f"data wait {_f(100 * g('data_wait'), '.0f')}% of the time   [data: {g('data')}]")
     mems = [(k, g(f'mem_{k}_mb')) for k in ('backbone', 'step', 'e2e', 'finetune') if g(f'mem_{k}_mb') is not None]
     if mems:
-        lines.append(f"(4) peak memory ({g('mem_kind')}): " + ', '.join(f"{k} {v:.0f} MiB" for k, v in mems)
-                     + (f"; rise during the step {_f(g('mem_step_delta_mb'), '.0f')} MiB" if g('mem_step_delta_mb') is not None else ''))
-    if g('finetune_clips_s') is not None:
-        lines.append(f"fine-tuning step: {_f(g('finetune_clips_s'))} clips/s ({_f(g('finetune_step_ms'))} ms/step, "
-                     f"{_f(g('finetune_cpu_s'), '.2f')} CPU-s/step)")
-    dec = [(k[len('decode_'):-len('_windows_s')], v) for k, v in row.items() if k.startswith('decode_') and k.endswith('_windows_s')]
-    if dec: lines.append("decode 320x240 MPEG-4, windows/s and CPU-ms per window (1 process): "
-                         + ', '.join(f"{k} {v:.1f} ({g(f'decode_{k}_cpu_ms'):.1f} ms)" for k, v in dec))
-    if g('transcode_s_per_video') is not None:
-        lines.append(f"transcode to short side 128, GOP 16: {g('transcode_s_per_video'):.2f} s/video, "
-                     f"{g('transcode_before_mb'):.1f} -> {g('transcode_after_mb'):.1f} MiB, SpeedPairDataset "
-                     f"{g('transcode_before_pairs_s'):.1f} -> {g('transcode_after_pairs_s'):.1f} pairs/s "
-                     f"({g('transcode_before_cpu_ms'):.0f} -> {g('transcode_after_cpu_ms'):.0f} CPU-ms per pair)")
-    if g('sync_ops') is not None:
-        lines.append(f"ops that sync when their input is on the GPU, calls/step: {g('sync_ops') or 'none'}"
-                     + (f"; CUDA sync-debug warnings in one step: {g('sync_warnings')}" if g('sync_warnings') is not None else ''))
-    if g('csv'): lines.append(f"row appended to {g('csv')}")
-    if profile_table: lines += ['', profile_table]
-    return '\n'.join(lines)
+        out.append(f"(4) peak memory ({g('mem_kind')}): " + ', '.join(f"{k} {v:.0f} MiB" for k, v in mems)
+                   + (f"; rise during the step {_f(g('mem_step_delta_mb'), '.0f')} MiB" if g('mem_step_delta_mb') is not None else ''))
+    for k, what in (('finetune', 'fine-tuning step'), ('features', 'feature extraction')):
+        if g(f'{k}_clips_s') is not None:
+            out.append(f"{what}: {_f(g(f'{k}_clips_s'))} clips/s ({_f(g(f'{k}_step_ms'))} ms, {_f(g(f'{k}_cpu_s'), '.2f')} CPU-s per batch)")
+    return out
 
-# %% ../nbs/18_bench.ipynb #c048
-def bench_cli(argv=None) -> int:
-    "Command line `hcmtl-bench`: measure one configuration, print the report, append a CSV row."
-    ap = argparse.ArgumentParser(prog='hcmtl-bench', description=bench_cli.__doc__)
+# %% ../nbs/18_bench.ipynb #c093
+def _report_io(row: dict) -> list:
+    g, out = row.get, []
+    bk = [(k[len('decode_backend_'):-len('_windows_s')], v) for k, v in row.items()
+          if k.startswith('decode_backend_') and k.endswith('_windows_s')]
+    if bk: out.append("decoders, 320x240 MPEG-4 at native size, windows/s (CPU-ms per window): "
+                      + ', '.join(f"{b} {v:.1f} ({g(f'decode_backend_{b}_cpu_ms'):.1f})" for b, v in bk))
+    dec = [(k[len('decode_'):-len('_windows_s')], v) for k, v in row.items()
+           if k.startswith('decode_') and k.endswith('_windows_s') and not k.startswith('decode_backend_')]
+    if dec: out.append("resize to 128: windows/s (CPU-ms per window): "
+                       + ', '.join(f"{k} {v:.1f} ({g(f'decode_{k}_cpu_ms'):.1f})" for k, v in dec))
+    if g('transcode_transcode_s_per_video') is not None:
+        out.append(f"transcode to short side 128, GOP 16: {g('transcode_transcode_s_per_video'):.2f} s/video, "
+                   f"{g('transcode_before_mb'):.1f} -> {g('transcode_after_mb'):.1f} MiB, SpeedPairDataset "
+                   f"{g('transcode_before_pairs_s'):.1f} -> {g('transcode_after_pairs_s'):.1f} pairs/s")
+    if g('sync_ops') is not None:
+        out.append(f"ops that sync when their input is on the GPU, calls/step: {g('sync_ops')}"
+                   + (f"; CUDA sync-debug warnings in one step: {g('sync_warnings')}" if g('sync_warnings') is not None else ''))
+    return out
+
+# %% ../nbs/18_bench.ipynb #c094
+def format_comparison(row: dict, base: dict) -> list:
+    "Side-by-side lines: each measured rate in the baseline and the tuned setting, and their ratio."
+    names = {'fwd_bwd_clips_s': '(1) backbone fwd+bwd, clips/s', 'fwd_clips_s': '(1) backbone fwd, clips/s',
+             'ideal_pairs_s': '    ideal step, pairs/s', 'step_pairs_s': '(2) step, teacher online, pairs/s',
+             'cached_pairs_s': '(2) step, teacher cached, pairs/s', 'finetune_clips_s': 'fine-tuning step, clips/s',
+             'features_clips_s': 'feature extraction, clips/s'}
+    out = [f"  {name:<38} {base[k]:8.1f} {row[k]:8.1f}   x{row[k] / base[k]:.2f}" for k, name in names.items()
+           if row.get(k) is not None and base.get(k) is not None]
+    return [f"side by side, interleaved: {_setting(base)} (baseline) vs {_setting(row)}"] + out if out else []
+
+# %% ../nbs/18_bench.ipynb #c095
+def format_report(row: dict, # a `run_bench` row (the tuned setting)
+                  profile_table: str|None=None, # printed at the end when given
+                  base: dict|None=None, # the baseline row, when one ran
+                 ) -> str:
+    "The human-readable report of a benchmark run."
+    lines = _report_head(row.get) + _report_stages(row.get) + _report_io(row)
+    if base is not None: lines += format_comparison(row, base)
+    if row.get('csv'): lines.append(f"row(s) appended to {row['csv']}")
+    return '\n'.join(lines + (['', profile_table] if profile_table else []))
+
+# %% ../nbs/18_bench.ipynb #c099
+def bench_parser() -> argparse.ArgumentParser:
+    "The arguments of `hcmtl-bench`."
+    ap = argparse.ArgumentParser(prog='hcmtl-bench', description="Measure one configuration (and its fp32 baseline), "
+                                 "print the report, append CSV rows.")
     ap.add_argument('--preset', default='quick', help='smoke, quick, synth or paper (clip size, width, batch)')
     ap.add_argument('--backbone', default=None, help='c3d, r21d, r3d18 or r2plus1d18 (default: the preset\'s)')
     ap.add_argument('--variant', default=None, choices=('full', 'no_kd', 'ti'), help='Table 2 variant')
     ap.add_argument('--batch', type=int, default=None, help='speed pairs per step (default: the preset\'s)')
-    ap.add_argument('--precision', default='bf16', choices=PRECISIONS, help='bf16 autocast (CUDA) or fp32')
-    ap.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True, help='channels_last_3d (CUDA)')
+    ap.add_argument('--precision', default='auto', choices=PRECISIONS,
+                    help="autocast precision; auto = the device's (bf16 on CPUs with AMX/AVX512-BF16 and bf16 GPUs, fp16 on other GPUs)")
+    ap.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
+                    help='channels_last layouts where they pay (CUDA, CPUs with AVX-512)')
+    ap.add_argument('--baseline', action=argparse.BooleanOptionalAction, default=None,
+                    help='also measure the fp32 contiguous baseline, interleaved (default: when the setting differs from it)')
     ap.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False, help='torch.compile the model')
     ap.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
     ap.add_argument('--warmup', type=int, default=3, help='untimed iterations per stage')
@@ -686,37 +919,41 @@ def bench_cli(argv=None) -> int:
     ap.add_argument('--teacher', default=None, help='teacher checkpoint (default: <data>/teacher.pt, else random weights)')
     ap.add_argument('--workers', type=int, default=None, help='DataLoader workers (default: from the host\'s cores)')
     ap.add_argument('--prefetch', type=int, default=None, help='batches prefetched per worker (default: the preset\'s)')
-    ap.add_argument('--threads', type=int, default=None, help='torch intra-op threads (default: torch\'s, = cores)')
+    ap.add_argument('--threads', type=int, default=None, help='torch intra-op threads (default: as the trainer, cores minus workers)')
     ap.add_argument('--no-readback', dest='readback', action='store_false', help='skip the per-step loss read-back')
     ap.add_argument('--profile', action='store_true', help='profile the step and print the top ops')
-    ap.add_argument('--decode', action='store_true', help='also the decode-time vs after-decode resize micro-benchmark')
+    ap.add_argument('--decode', action='store_true', help='also the decoding backends and the resize micro-benchmark')
     ap.add_argument('--transcode', action='store_true', help='also the transcode before/after measurement')
     ap.add_argument('--csv', default='runs/bench.csv', help='CSV file to append the row to')
     ap.add_argument('--no-csv', dest='csv', action='store_const', const=None, help='do not write a CSV row')
     ap.add_argument('overrides', nargs='*', help='section.key=value config overrides')
-    a = ap.parse_args(argv)
+    return ap
+
+# %% ../nbs/18_bench.ipynb #c100
+def bench_cli(argv=None) -> int:
+    "Command line `hcmtl-bench`: measure one configuration, print the report, append CSV rows."
+    a = bench_parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
-    if a.threads: torch.set_num_threads(a.threads)
     try:
         ov = list(a.overrides) + ([f'teacher.path={a.teacher}'] if a.teacher else [])
         cfg = bench_config(a.preset, a.backbone, a.variant, a.batch, a.precision, a.channels_last, a.compile,
                            a.device, ov)
         phases = tuple(p.strip() for p in a.phases.split(',') if p.strip())
         run_bench(cfg, a.warmup, a.iters, phases, a.data, a.workers, a.prefetch, a.readback, a.profile, a.decode,
-                  a.transcode, a.csv)
+                  a.transcode, a.csv, baseline=a.baseline, threads=a.threads)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"hcmtl-bench: {e}", file=sys.stderr); return 2
     return 0
 
-# %% ../nbs/18_bench.ipynb #c051
+# %% ../nbs/18_bench.ipynb #c103
 def reproduction_counts(preset: str='quick', # preset whose world and sizes are used
                         world=None, # synthetic world W (default: the preset's generated world)
                        ) -> dict:
     "Videos a reproduction uses: {'pool': pretraining videos, 'ucf101'/'hmdb51': (train, val, test)}."
     from hcmtl.datasets import build_splits
     cfg = get_preset(preset)
-    w = Path(world) if world is not None else (find_world(preset) or find_world(preset, _package_root()))
+    w = Path(world) if world is not None else find_world(preset)
     if w is None or not Path(w).exists(): raise FileNotFoundError(f"no synthetic world for preset {preset!r}: {w}")
     out = {'pool': len(pretrain_items(w))}
     for ds in ('ucf101', 'hmdb51'):
@@ -724,6 +961,7 @@ def reproduction_counts(preset: str='quick', # preset whose world and sizes are 
         out[ds] = (len(s['train']), len(s['val']), len(s['test']))
     return out
 
+# %% ../nbs/18_bench.ipynb #c104
 def reproduction_budget(counts: dict, # from `reproduction_counts`
                         costs: dict, # (backbone, variant) -> {'step_cpu_s': pretraining step, 'finetune_cpu_s': fine-tuning step}
                         preset: str='quick', # sizes: epochs, batch sizes, test_clips, eval_every
@@ -752,3 +990,66 @@ def reproduction_budget(counts: dict, # from `reproduction_counts`
             rows.append(dict(stage='evaluate', backbone=bb, variant=v, jobs=n * len(REPRO_DATASETS), clips=n * evals,
                              cpu_s=n * evals * c / fb / 3))
     return pd.DataFrame(rows)
+
+# %% ../nbs/18_bench.ipynb #c108
+BENCH_DIR = package_root().parent / 'data' / 'bench'  # committed benchmark results
+
+def side_by_side(df: 'pd.DataFrame', # rows of one or more `run_bench` runs with a baseline
+                 metrics=SPEEDUPS, # rate columns to compare
+                ) -> 'pd.DataFrame':
+    "For each tuned row with a baseline before it: baseline and tuned rates and their ratio, one row per metric."
+    import pandas as pd
+    out = []
+    for i in range(1, len(df)):
+        b, t = df.iloc[i - 1], df.iloc[i]
+        if t.get('setting') != 'tuned' or b.get('setting') != 'baseline' or b.backbone != t.backbone: continue
+        for m in metrics:
+            if m in df and pd.notna(t[m]) and pd.notna(b[m]):
+                out.append({'backbone': t.backbone, 'variant': t.variant, 'compile': t.compile, 'metric': m,
+                            'baseline (fp32)': b[m], f'tuned ({t.precision}, cl {"on" if t.channels_last else "off"})': t[m],
+                            'ratio': t[m] / b[m]})
+    return pd.DataFrame(out)
+
+# %% ../nbs/18_bench.ipynb #c123
+def estimated_counts(preset: str='synth') -> dict:
+    "Videos of a preset's world from its SynthConfig, as `reproduction_counts` returns them (no world needed)."
+    cfg = get_preset(preset); s, vf = cfg.synth, cfg.data.val_fraction
+    ucf_test = s.ucf_classes * min(7, s.ucf_groups) * s.ucf_clips_per_group
+    ucf_all = s.ucf_classes * s.ucf_groups * s.ucf_clips_per_group - ucf_test
+    hmdb_all = s.hmdb_classes * s.hmdb_train_per_class
+    split = lambda n: (n - round(n * vf), round(n * vf))
+    return {'pool': s.pool_classes * s.pool_per_class, 'ucf101': (*split(ucf_all), ucf_test),
+            'hmdb51': (*split(hmdb_all), s.hmdb_classes * s.hmdb_test_per_class)}
+
+# %% ../nbs/18_bench.ipynb #c124
+def markdown_table(df: 'pd.DataFrame', digits: int=3) -> str:
+    "A pipe table of a DataFrame (no extra dependency)."
+    cell = lambda v: f'{v:.{digits}g}' if isinstance(v, float) else str(v)
+    rows = [list(df.columns)] + [[cell(v) for v in r] for r in df.itertuples(index=False)]
+    return '\n'.join(['| ' + ' | '.join(map(str, rows[0])) + ' |', '|' + '---|' * len(df.columns)]
+                     + ['| ' + ' | '.join(r) + ' |' for r in rows[1:]])
+
+# %% ../nbs/18_bench.ipynb #c126
+GPU_COLUMNS = ('backbone', 'setting', 'precision', 'channels_last', 'compile', 'readback', 'fwd_bwd_clips_s', 'fwd_clips_s',
+               'ideal_pairs_s', 'step_pairs_s', 'cached_pairs_s', 'e2e_pairs_s', 'step_vs_ideal', 'e2e_vs_step',
+               'data_wait', 'finetune_clips_s', 'features_clips_s', 'step_first_s', 'mem_step_mb', 'sync_ops', 'sync_warnings')
+
+def gpu_summary(df: 'pd.DataFrame', # the rows `tools/gpu_check.sh` wrote
+                preset: str='synth', # the preset they were measured at
+                seconds: float|None=None, # how long the script ran
+               ) -> str:
+    "Markdown summary of a GPU check: its rows, and the projected step time of the preset's reproduction."
+    cols = [c for c in GPU_COLUMNS if c in df]
+    lines = [f"# GPU check: {df.device_name.iloc[0]}", '',
+             f"torch {df.torch.iloc[0]}, commit {df.git_commit.iloc[0]}, preset {preset}"
+             + (f", {seconds:.0f} s in all" if seconds else ''), '', markdown_table(df[cols]), '']
+    tuned = df[(df.setting == 'tuned') & ~df.compile.astype(bool) & df.finetune_clips_s.notna()]
+    if len(tuned):
+        costs = {(r.backbone, v): {'step_cpu_s': r.batch / r.step_pairs_s, 'finetune_cpu_s': r.batch / r.finetune_clips_s}
+                 for r in tuned.itertuples() for v in ('full', 'no_kd', 'ti')}  # full's cost for every variant: an upper bound
+        bud = reproduction_budget(estimated_counts(preset), costs, preset)
+        by = bud.groupby('stage').cpu_s.sum() / 3600
+        lines.append(f"Projected {preset} reproduction on this GPU (steps and evaluation forwards, every variant at the "
+                     f"`full` step's cost, data wait not counted): " + ', '.join(f"{k} {v:.1f} h" for k, v in by.items())
+                     + f", total {by.sum():.1f} h.")
+    return '\n'.join(lines) + '\n'
