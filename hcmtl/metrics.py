@@ -147,6 +147,7 @@ def write_predictions(path, # csv file to write
             w.writerow([i, paths[i], y, classes[y], p, classes[p], int(y == p)] + [f'{v:.6g}' for v in s])
     return path
 
+# %% ../nbs/14a_metrics.ipynb #c026
 def read_predictions(path, # csv written by `write_predictions`
                     ) -> dict:
     "Read a predictions csv: `{'scores': V×C, 'labels': V, 'preds': V, 'paths': [...], 'classes': [...]}`."
@@ -174,7 +175,7 @@ def report_from_predictions(path, # predictions csv
     return {'video': {k: v for k, v in rep['video'].items() if k not in ('clips', 'average')},
             'per_class': rep['per_class'], 'confusion': rep['confusion'], 'classes': rep['classes']}
 
-# %% ../nbs/14a_metrics.ipynb #c028
+# %% ../nbs/14a_metrics.ipynb #c029
 log = logging.getLogger('hcmtl.metrics')
 
 def _fingerprint(fingerprint: dict|None) -> str: return json.dumps(fingerprint or {}, sort_keys=True, default=str)
@@ -210,7 +211,7 @@ def cached_features(path, # cache file, e.g. <run>/features/train.pt
         d = extract(); save_cached_features(path, d, fingerprint)
     return d
 
-# %% ../nbs/14a_metrics.ipynb #c031
+# %% ../nbs/14a_metrics.ipynb #c032
 def fit_logistic_regression(x: torch.Tensor, # N×D features (already standardised)
                             y: torch.Tensor, # N class ids
                             num_classes: int, # C
@@ -233,6 +234,7 @@ def few_threads(enabled: bool=True):
     try: yield
     finally: torch.set_num_threads(n)
 
+# %% ../nbs/14a_metrics.ipynb #c033
 def _fit_logistic_regression(x, y, num_classes, weight_decay, optimizer, max_iter, batch_size, lr, seed):
     x, y = x.float(), y.long().to(x.device)
     g = torch.Generator().manual_seed(seed)
@@ -257,7 +259,7 @@ def _fit_logistic_regression(x, y, num_classes, weight_decay, optimizer, max_ite
     else: raise ValueError(f"unknown optimizer {optimizer!r}; choose 'lbfgs' or 'sgd'")
     return lin.eval()
 
-# %% ../nbs/14a_metrics.ipynb #c032
+# %% ../nbs/14a_metrics.ipynb #c034
 def standardizer(x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     "A function that standardises features with the mean and std of `x`."
     mu, sd = x.float().mean(0), x.float().std(0, unbiased=False).clamp_min(1e-6)
@@ -296,7 +298,7 @@ def linear_probe(train: dict, # {'features': N×D, 'labels': N} of the training 
     return {**topk_accuracy(test_scores, test['labels'], ks), 'weight_decay': best,
             'val_acc1': {str(k): v for k, v in val_acc.items()}, 'num_train': len(xtr), 'num_test': len(test_scores)}
 
-# %% ../nbs/14a_metrics.ipynb #c036
+# %% ../nbs/14a_metrics.ipynb #c038
 RECALL_KS = (1, 5, 10, 20, 50)
 
 def retrieval_recall(query: torch.Tensor, # Q×D query features (test videos)
@@ -317,7 +319,7 @@ def retrieval_recall(query: torch.Tensor, # Q×D query features (test videos)
     hits = torch.cat(hits)
     return {f'R@{k}': 100.0 * hits[:, :min(k, kmax)].any(1).float().mean().item() for k in ks}
 
-# %% ../nbs/14a_metrics.ipynb #c040
+# %% ../nbs/14a_metrics.ipynb #c042
 def knn_scores(train: dict, # {'features': N×D, 'labels': N} of the training (gallery) videos
                test: dict, # {'features': Q×D, ...} of the test videos
                k: int=20, # neighbours that vote

@@ -324,6 +324,7 @@ def _seeds(seeds, preset) -> list:
     if isinstance(seeds, (list, tuple)): return list(seeds)
     return list(range(seeds if isinstance(seeds, int) else DEFAULT_SEEDS[preset]))
 
+# %% ../nbs/16_reproduce.ipynb #c025
 def reproduce(preset: str='quick', # smoke, quick, synth or paper
               seeds=None, # number of seeds, or a list of seeds; None = the preset's default
               data=None, # synthetic world (default data/synth/<preset>) or real data root (paper)
@@ -373,7 +374,7 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
     finally:
         log.removeHandler(fh); fh.close()
 
-# %% ../nbs/16_reproduce.ipynb #c026
+# %% ../nbs/16_reproduce.ipynb #c027
 def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_csv=None) -> str:
     "A few lines: the plan's job counts and, where GPU measurements exist, the projected GPU hours per stage."
     from hcmtl.bench import BENCH_DIR, estimated_counts, reproduction_budget
@@ -398,7 +399,7 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
     return '\n'.join(lines + [f"projected on one {dev} (measured step costs, {shown_path(gpu_csv)}): "
                                + ', '.join(f"{k} {v:.2f} h" for k, v in by.items()) + f", total {by.sum():.2f} h"])
 
-# %% ../nbs/16_reproduce.ipynb #c029
+# %% ../nbs/16_reproduce.ipynb #c030
 def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets; folders
                    variants=('no_kd', 'full'), dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
                   ) -> pd.DataFrame:
@@ -428,7 +429,7 @@ def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
     ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
-# %% ../nbs/16_reproduce.ipynb #c032
+# %% ../nbs/16_reproduce.ipynb #c033
 def relative_text(text: str, out) -> str:
     "Text with the machine's absolute paths made relative: the reproduction folder, then the working folder."
     for base, rel in ((Path(out).resolve(), '.'), (Path.cwd().resolve(), '.')):
@@ -456,7 +457,7 @@ def publish(out, # a reproduction folder
             written.append(target)
     return written
 
-# %% ../nbs/16_reproduce.ipynb #c035
+# %% ../nbs/16_reproduce.ipynb #c036
 def _learning_curve_cli(a) -> int:
     "The --learning-curve mode of the command line."
     base = validate(apply_overrides(get_preset(a.preset), a.overrides))
@@ -472,6 +473,7 @@ def _learning_curve_cli(a) -> int:
     print(f"learning curve: {out / 'learning_curve.csv'}, {out / 'learning_curve.png'}")
     return 0
 
+# %% ../nbs/16_reproduce.ipynb #c037
 def reproduce_cli(argv=None) -> int:
     "Command line `hcmtl-reproduce`."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
