@@ -716,7 +716,7 @@ def write_item(job: tuple) -> tuple:
         f, p = render_clip(it.spec, size, n, fps)
         buf = io.BytesIO(); np.savez_compressed(buf, parts=p)
         _atomic_write(root / it.parts, buf.getvalue())
-        write_video(root / it.path, f, fps=fps)
+        write_video(root / it.path, f, fps=fps, codec='mpeg4')  # MPEG-4 Part 2 in .avi and .mp4: byte-reproducible
     return it.dataset, it.index, (root / it.path).stat().st_size, (root / it.parts).stat().st_size
 
 # %% ../nbs/06_synth.ipynb #c054
@@ -728,7 +728,7 @@ def _part_of(ds: str) -> str: return 'lip' if ds.startswith('lip') else ds
 def _world_key(scfg: SynthConfig, seed: int) -> str:
     "Hash of everything that decides the content of a world."
     d = {k: v for k, v in config_to_dict(scfg).items() if k != 'workers'}
-    return config_hash({'synth': d, 'seed': int(seed), 'difficulty': DIFFICULTY, 'version': 1})
+    return config_hash({'synth': d, 'seed': int(seed), 'difficulty': DIFFICULTY, 'version': 2})  # 2: MPEG-4 Part 2 pool videos
 
 def _resolve_workers(n: int) -> int:
     if n > 0: return n
