@@ -259,7 +259,8 @@ def _prepare_world(cfg: Config, world: Path, device: str) -> Path:
     "Generate the synthetic world and its teacher when they are missing."
     from hcmtl.synth import generate_world
     from hcmtl.teachers import train_synth_teacher
-    generate_world(cfg, world)
+    try: generate_world(cfg, world)
+    except ValueError as e: raise ConfigError(str(e)) from e  # a world of other settings (or an older generator) in the way
     if not (world / 'teacher.pt').is_file():
         t = cfg.teacher
         train_synth_teacher(world, world / 'teacher.pt', epochs=t.train_epochs, size=t.train_size, width=t.width,
