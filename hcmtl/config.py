@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/config.html.md"""
 
 # %% ../nbs/00a_config.ipynb #c002
 from __future__ import annotations
-import argparse, contextlib, functools, json, sys
+import argparse, contextlib, functools, json, pickle, re, sys
 
 import yaml
 
@@ -118,8 +118,8 @@ def config_from_args(args, # parsed by a parser that went through `add_config_ar
 # %% ../nbs/00a_config.ipynb #c020
 def user_errors() -> tuple:
     "The exception types that are the user's to fix: reported as one line by `cli_errors`."
-    errs = [ConfigError, CheckpointError, yaml.YAMLError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, PermissionError]
+    errs = [ConfigError, CheckpointError, yaml.YAMLError, pickle.UnpicklingError, FileNotFoundError, FileExistsError,
+            NotADirectoryError, IsADirectoryError, PermissionError]
     with contextlib.suppress(ImportError):  # the modules' own classes, until they use core's CheckpointError
         from hcmtl.engine import CheckpointError as EngineCheckpointError; errs.append(EngineCheckpointError)
     with contextlib.suppress(ImportError):
@@ -129,10 +129,14 @@ def user_errors() -> tuple:
     return tuple(errs)
 
 # %% ../nbs/00a_config.ipynb #c021
+_UNSAFE_PICKLE = re.compile(r"Weights only load failed.*?GLOBAL\s+([\w.]+)", re.S)
+
 def one_line(e: BaseException) -> str:
-    "An exception's message on one line (an OSError as 'reason: file')."
+    "An exception's message on one line (an OSError as 'reason: file'; torch's refusal of pickled code in one clause)."
     if isinstance(e, OSError) and e.strerror and e.filename: return f"{e.strerror}: {e.filename}"
-    return ' '.join(str(e).split()) or type(e).__name__
+    msg, m = str(e), _UNSAFE_PICKLE.search(str(e))
+    if m: msg = msg[:m.start()] + f"it holds pickled code ({m.group(1)}); refused (loaded with weights_only=True)"
+    return ' '.join(msg.split()) or type(e).__name__
 
 # %% ../nbs/00a_config.ipynb #c022
 class cli_errors:

@@ -365,3 +365,18 @@ def test_overrides_between_flags(capsys):
     with pytest.raises(SystemExit): config_cli(['pretrain.epochs=3', '--preset', 'smoke', 'data.size=48', '--print-config'])
     d = yaml.safe_load(capsys.readouterr().out)
     assert (d['pretrain']['epochs'], d['data']['size'], d['preset']) == (3, 48, 'smoke')
+
+
+def test_unsafe_pickle_refused_in_one_line(tmp_path, capsys):
+    "A checkpoint holding pickled code: nothing runs, and the refusal is one line naming the global it holds."
+    class Evil:
+        def __reduce__(self): return (os.system, (f'touch {tmp_path / "PWNED"}',))
+    p = tmp_path / 'evil.pt'; torch.save({'x': Evil()}, p)
+
+    @cli_errors('demo')
+    def main():
+        torch.load(p, weights_only=True)
+    assert main() == 2
+    line = _one_line(capsys.readouterr().err)
+    assert 'pickled code (posix.system)' in line and 'weights_only=False' not in line, line
+    assert not (tmp_path / 'PWNED').exists()
