@@ -958,19 +958,19 @@ for _n, _o, _t in [('pretrain.lr=1e6', ('pretrain.lr=1e6',), 'pretrain.lr'), ('p
 case('numerics', 'finetune.lr=1e6')(lambda ctx, d: _num(ctx, d, 'finetune.lr=1e6', token='finetune.lr', ft=True))
 
 
-@case('numerics', 'injected NaN loss at step 3 (HCMTL_FAULT=nan@3)')
+@case('numerics', 'injected NaN loss at step 2 (HCMTL_FAULT=nan@2)')
 def _(ctx, d):
-    out = d / 'run'; r = run(ctx.pre(out), env={'HCMTL_FAULT': 'nan@3'})
-    o = expect_fail(r, 'NaN', 'nan', 'finite', 'step 3')
+    out = d / 'run'; r = run(ctx.pre(out, 'pretrain.epochs=2'), env={'HCMTL_FAULT': 'nan@2'})
+    o = expect_fail(r, 'NaN', 'nan', 'finite', 'step 2')
     bad = _nonfinite_ckpts(out)
     return ('silent', f'non-finite values kept in {bad}') if bad else o
 
 
-@case('numerics', 'SIGKILL at step 3 then rerun: resumes, log.csv steps unique')
+@case('numerics', 'SIGKILL at step 1 then rerun: resumes, log.csv steps unique')
 def _(ctx, d):
-    out = d / 'run'; r1 = run(ctx.pre(out, 'pretrain.max_steps=6'), env={'HCMTL_FAULT': 'kill@3'})
+    out = d / 'run'; r1 = run(ctx.pre(out, 'pretrain.epochs=2'), env={'HCMTL_FAULT': 'kill@1'})
     if r1.rc == 0: return 'silent', 'kill fault did not stop the run'
-    r = run(ctx.pre(out, 'pretrain.max_steps=6'))
+    r = run(ctx.pre(out, 'pretrain.epochs=2'))
     good = _log_unique(out)
     return expect_ok(r, good=good)
 
@@ -981,7 +981,7 @@ def _log_unique(out: Path):
     rows = list(csv.DictReader(p.open()))
     if not rows: return 'empty log.csv'
     key = 'step' if 'step' in rows[0] else list(rows[0])[0]
-    steps = [(r.get('phase', ''), r.get('split', ''), r[key]) for r in rows]
+    steps = [(r.get('kind', ''), r.get('phase', ''), r[key]) for r in rows]
     dup = [s for s, c in Counter(steps).items() if c > 1]
     return True if not dup else f'duplicated log.csv steps {dup[:3]}'
 
@@ -999,7 +999,7 @@ def _two(cmd_a, cmd_b, lock_dir: Path, delay=30.0):
 
 @case('concurrent', 'two pretrain processes, same --out: second refused with the pid')
 def _(ctx, d):
-    out = d / 'run'; cmd = ctx.pre(out, 'pretrain.max_steps=8')
+    out = d / 'run'; cmd = ctx.pre(out, 'pretrain.epochs=8', 'pretrain.max_steps=null')
     ra, rb = _two(cmd, cmd, out)
     if ra.rc: return expect_ok(ra)
     o = expect_fail(rb, 'pid', 'lock', str(out))
@@ -1009,7 +1009,7 @@ def _(ctx, d):
 
 @case('concurrent', 'two finetune processes, same --out')
 def _(ctx, d):
-    out = d / 'run'; cmd = ctx.ft(out)
+    out = d / 'run'; cmd = ctx.ft(out, 'finetune.epochs=8')
     ra, rb = _two(cmd, cmd, out)
     if ra.rc: return expect_ok(ra)
     o = expect_fail(rb, 'pid', 'lock', str(out))
@@ -1019,7 +1019,7 @@ def _(ctx, d):
 
 @case('concurrent', 'finetune --pretrained a run still pretraining')
 def _(ctx, d):
-    out = d / 'run'; t0 = time.time(); a = start(ctx.pre(out, 'pretrain.max_steps=8'))
+    out = d / 'run'; t0 = time.time(); a = start(ctx.pre(out, 'pretrain.epochs=8', 'pretrain.max_steps=null'))
     while time.time() - t0 < 30 and not (out / 'config.yaml').exists(): time.sleep(0.1)
     r = run(ctx.ft(d / 'ft', pretrained=out)); finish(a, t0)
     return expect_fail(r, str(out), 'encoder.pt', 'done')
@@ -1049,17 +1049,17 @@ def _(ctx, d):
     return expect_ok(r3, good=True)
 
 
-@case('concurrent', 'SIGTERM at step 2 then rerun completes')
+@case('concurrent', 'SIGTERM at step 1 then rerun completes')
 def _(ctx, d):
-    out = d / 'run'; r1 = run(ctx.pre(out), env={'HCMTL_FAULT': 'term@2'})
+    out = d / 'run'; r1 = run(ctx.pre(out, 'pretrain.epochs=2'), env={'HCMTL_FAULT': 'term@1'})
     if r1.tb: return 'traceback', r1.last()
     if r1.rc == 0 and (out / 'encoder.pt').exists(): return 'silent', 'SIGTERM ignored: run finished'
-    r = run(ctx.pre(out)); return expect_ok(r, good=_log_unique(out))
+    r = run(ctx.pre(out, 'pretrain.epochs=2')); return expect_ok(r, good=_log_unique(out))
 
 
 @case('concurrent', 'hcmtl-eval while the same run is fine-tuning')
 def _(ctx, d):
-    out = d / 'run'; t0 = time.time(); a = start(ctx.ft(out))
+    out = d / 'run'; t0 = time.time(); a = start(ctx.ft(out, 'finetune.epochs=8'))
     while time.time() - t0 < 30 and not (out / 'config.yaml').exists(): time.sleep(0.1)
     r = run(['hcmtl-eval', '--run', out, '--device', 'cpu']); ra = finish(a, t0)
     if ra.rc: return 'silent', f'the fine-tuning died: {ra.last()}'
