@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import contextlib, copy, dataclasses, datetime, difflib, functools, hashlib, inspect, io, json, numbers, os, random, re
+import contextlib, copy, dataclasses, datetime, difflib, functools, hashlib, inspect, io, json, math, numbers, os, random, re
 import subprocess, sys, textwrap, tokenize, typing
 from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
@@ -407,6 +407,7 @@ def validate(cfg: Config) -> Config:
         if (ch := rule_for(CHOICES, key)) is not None and v not in ch:
             close = difflib.get_close_matches(str(v), [str(c) for c in ch], n=1)
             _check(False, key, f"unknown value {v!r}; choose from {', '.join(map(str, ch))}" + (f" (did you mean {close[0]!r}?)" if close else ''))
+        _check(not isinstance(v, float) or math.isfinite(v), key, f"must be a finite number, got {v!r}")
         if (r := rule_for(RANGES, key)) is not None: _check(r[0](v), key, f"must be {r[1]}, got {v!r}")
     for key in ('data.root', 'data.blacklist', 'model.weights', 'teacher.path'):
         p = getattr(getattr(cfg, key.split('.')[0]), key.split('.')[1])

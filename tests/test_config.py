@@ -32,6 +32,8 @@ BAD = [
     ('data.flip_p=1.5', 'probability'),
     ('model.backbone=resnet', 'choose from'),
     ('pretrain.lr=fast', 'expected a number'),
+    ('pretrain.lr=inf', 'finite'),
+    ('pretrain.weight_decay=nan', 'finite'),
 ]
 
 
