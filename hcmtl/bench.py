@@ -33,6 +33,8 @@ from .teachers import PART_LABELS, SCHPNet, SCHPTeacher, SynthParsingNet, SynthT
 from .transforms import ClipAugment, to_unit
 from .video import (DEFAULT_BACKEND, available_backends, clear_meta_cache, read_frames, transcode_video,
                          video_meta, write_video)
+from .config import add_config_args, cli_errors, config_overrides, config_preset, handle_print_config
+
 
 # %% auto #0
 __all__ = ['log', 'PHASES', 'SYNC_OPS', 'SPEEDUPS', 'BENCH_DIR', 'GPU_COLUMNS', 'sync_device', 'time_iterations',
@@ -930,20 +932,18 @@ def bench_parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../nbs/18_bench.ipynb #c100
+@cli_errors('hcmtl-bench', {ValueError: 2})
 def bench_cli(argv=None) -> int:
     "Command line `hcmtl-bench`: measure one configuration, print the report, append CSV rows."
-    a = bench_parser().parse_args(argv)
+    a = add_config_args(bench_parser(), preset='quick').parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
-    try:
-        ov = list(a.overrides) + ([f'teacher.path={a.teacher}'] if a.teacher else [])
-        cfg = bench_config(a.preset, a.backbone, a.variant, a.batch, a.precision, a.channels_last, a.compile,
-                           a.device, ov)
-        phases = tuple(p.strip() for p in a.phases.split(',') if p.strip())
-        run_bench(cfg, a.warmup, a.iters, phases, a.data, a.workers, a.prefetch, a.readback, a.profile, a.decode,
-                  a.transcode, a.csv, baseline=a.baseline, threads=a.threads)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"hcmtl-bench: {e}", file=sys.stderr); return 2
+    cfg = bench_config(config_preset(a), a.backbone, a.variant, a.batch, a.precision, a.channels_last, a.compile,
+                       a.device, config_overrides(a, {'teacher': 'teacher.path'}))
+    handle_print_config(a, cfg)
+    phases = tuple(p.strip() for p in a.phases.split(',') if p.strip())
+    run_bench(cfg, a.warmup, a.iters, phases, a.data, a.workers, a.prefetch, a.readback, a.profile, a.decode,
+              a.transcode, a.csv, baseline=a.baseline, threads=a.threads)
     return 0
 
 # %% ../nbs/18_bench.ipynb #c103

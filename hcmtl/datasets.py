@@ -22,6 +22,8 @@ from .video import (VIDEO_EXTS, BACKENDS, DEFAULT_BACKEND, VideoDecodeError, vid
                          walk_files)
 from .sampling import random_clip_indices, window_indices, evenly_spaced_clips
 from .transforms import random_crop_params, center_crop_params, apply_crop, frames_to_clip
+from .config import cli_errors
+
 
 # %% auto #0
 __all__ = ['logger', 'UCF101_NUM_CLASSES', 'UCF101_SPLIT_SIZES', 'HMDB51_NUM_CLASSES', 'HMDB51_PER_CLASS',
@@ -736,6 +738,7 @@ def check_videos(root, # folder to check
                 problems=problems, others=dict(sorted(others.items())))
 
 # %% ../nbs/05_datasets.ipynb #c116
+@cli_errors('hcmtl-check-videos')
 def check_videos_cli(argv=None) -> int:
     "hcmtl-check-videos ROOT: probe every video, print the bad ones, write a blacklist; exit 1 if any is bad."
     p = argparse.ArgumentParser(prog='hcmtl-check-videos', description=check_videos_cli.__doc__)

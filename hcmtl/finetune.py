@@ -32,6 +32,8 @@ from .model import HCMTLClassifier
 from .backbones import read_state_dict
 from .metrics import (AVERAGES, RECALL_KS, classification_report, linear_probe, load_cached_features,
                            retrieval_recall, save_cached_features, video_scores, write_predictions)
+from .config import add_config_args, cli_errors, config_from_args
+
 
 # %% auto #0
 __all__ = ['log', 'DOWNSTREAM', 'FINETUNE_CROP_SCALE', 'ARCH_FIELDS', 'finetune_data', 'downstream_root', 'ensure_world',
@@ -608,45 +610,36 @@ def finetune_parser() -> argparse.ArgumentParser:
                     help='training crop area range (default 0.25 1.0, RSPNet)')
     ap.add_argument('--color-jitter', action='store_true', help="keep pretraining's colour jitter and grayscale")
     ap.add_argument('overrides', nargs='*', help='section.key=value')
-    return ap
+    return add_config_args(ap)
+
 
 # %% ../nbs/14_finetune.ipynb #c070
 def _cli_config(ap, a) -> tuple:
-    "(config, encoder) of the command line (the run's own config with --resume)."
-    if a.resume:
-        cfg, *_ = _resumed(a.resume); pre = None
+    "(config, keys set on the command line) of `hcmtl-finetune` (the run's own config with --resume)."
+    flags = {'data': 'data.root', 'seed': 'seed', 'device': 'device'}
+    base = pre = None
+    if a.resume: base = _resumed(a.resume)[0]
     else:
         if a.pretrained is None or a.dataset is None: ap.error('--pretrained and --dataset are required (or --resume RUN_DIR)')
         pre = load_pretrained(a.pretrained)
-        preset = a.preset or pre.meta.get('preset')
-        if preset is None: ap.error('--preset is required')
-        cfg = get_preset(preset)
-    ov = list(a.overrides)
-    for flag, key in (('data', 'data.root'), ('seed', 'seed'), ('device', 'device')):
-        if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
-    if not a.resume and pre.scratch:
-        for flag in ('variant', 'backbone'):
-            if getattr(a, flag) is not None: ov.insert(0, f'model.{flag}={getattr(a, flag)}')
-    cfg = validate(apply_overrides(cfg, ov))
-    if not a.resume and not pre.scratch:  # refuse a mismatch early
+        a.default_preset = pre.meta.get('preset')  # --preset, a --config file's preset:, else the pretraining run's
+        if pre.scratch: flags.update(variant='model.variant', backbone='model.backbone')
+    cfg = config_from_args(a, base, flags)
+    if pre is not None and not pre.scratch:  # refuse a mismatch early
         finetune_model_config(cfg.model, pre, {k: getattr(a, k) for k in ('variant', 'backbone')})
-    return cfg, ov
+    return cfg, a.config_keys
 
 # %% ../nbs/14_finetune.ipynb #c071
+@cli_errors('hcmtl-finetune', {NonFiniteLossError: 1, Preempted: 143, ValueError: 2})
 def finetune_cli(argv=None) -> int:
     "Command line `hcmtl-finetune`."
     ap = finetune_parser(); a = ap.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    try:
-        cfg, ov = _cli_config(ap, a)
-        crop = a.crop_scale or (None if a.resume or any(o.startswith('data.crop_scale=') for o in ov) else FINETUNE_CROP_SCALE)
-        run = finetune(cfg, a.pretrained if not a.resume else None, a.dataset, out=a.out, fold=a.fold, resume=a.resume,
-                       crop_scale=crop, color_jitter=a.color_jitter or (a.resume is not None and cfg.data.jitter_p > 0))
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, CheckpointError) as e:
-        print(f"hcmtl-finetune: {e}", file=sys.stderr); return 2
-    except NonFiniteLossError as e: print(f"hcmtl-finetune: {e}", file=sys.stderr); return 1
-    except Preempted as e: print(f"hcmtl-finetune: {e}", file=sys.stderr); return 143
+    cfg, keys = _cli_config(ap, a)
+    crop = a.crop_scale or (None if a.resume or 'data.crop_scale' in keys else FINETUNE_CROP_SCALE)
+    run = finetune(cfg, a.pretrained if not a.resume else None, a.dataset, out=a.out, fold=a.fold, resume=a.resume,
+                   crop_scale=crop, color_jitter=a.color_jitter or (a.resume is not None and cfg.data.jitter_p > 0))
     if int(os.environ.get('RANK', '0')) == 0:
         m = read_metrics(run)['summary']
         print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in m.items()}))
@@ -654,6 +647,7 @@ def finetune_cli(argv=None) -> int:
     return 0
 
 # %% ../nbs/14_finetune.ipynb #c072
+@cli_errors('hcmtl-eval', {ValueError: 2})
 def eval_cli(argv=None) -> int:
     "Command line `hcmtl-eval`: re-evaluate a fine-tuned run's selected weights on its test split."
     ap = argparse.ArgumentParser(prog='hcmtl-eval', description='Re-evaluate a fine-tuning run on its test split.',
@@ -662,12 +656,14 @@ def eval_cli(argv=None) -> int:
     ap.add_argument('--clips', type=int, default=None, help="clips per video (default: the run's data.test_clips)")
     ap.add_argument('--average', default='logits', choices=AVERAGES, help='how clip scores are combined')
     ap.add_argument('--device', default=None, help='auto, cpu, cuda (default: the run config)')
-    a = ap.parse_args(argv)
+    a = add_config_args(ap).parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    try: rep = evaluate_run(a.run, a.clips, a.average, a.device)
-    except (FileNotFoundError, ValueError, ConfigError, CheckpointError) as e:
-        print(f"hcmtl-eval: {e}", file=sys.stderr); return 2
+    config_from_args(a, load_config(Path(a.run) / 'config.yaml'), {'device': 'device'})  # checks; --print-config exits
+    if a.config_keys - {'device'}:
+        raise ConfigError(f"config field `{sorted(a.config_keys - {'device'})[0]}`: hcmtl-eval evaluates with the run's "
+                          "own config; only `device` (--device) may be set")
+    rep = evaluate_run(a.run, a.clips, a.average, a.device)
     print(json.dumps({'clip': rep['clip'], 'video': rep['video'], 'skipped_videos': rep['skipped_videos'],
                       'skipped': [s['path'] for s in rep['skipped']]}))
     return 0

@@ -29,12 +29,14 @@ from .sampling import middle_frame, speed_triplet
 from .transforms import ClipAugment, augment_triplet, normalize_clip, to_unit
 from .teachers import TeacherCache, load_teacher, middle_source_frames
 from .moco import MoCoHCMTL
+from .config import add_config_args, cli_errors, config_from_args
+
 
 # %% auto #0
-__all__ = ['log', 'TERMS', 'PART_COLOURS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'pretrain_loader', 'teacher_cache',
-           'build_pretraining', 'check_loss_weights', 'teacher_targets', 'cached_targets', 'pretrain_step',
-           'part_image', 'parsing_maps', 'state_digests', 'encoder_payload', 'prepare_default_world', 'pretrain',
-           'read_log', 'plot_losses', 'pretrain_parser', 'pretrain_cli']
+__all__ = ['log', 'TERMS', 'PART_COLOURS', 'PRETRAIN_FLAGS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'pretrain_loader',
+           'teacher_cache', 'build_pretraining', 'check_loss_weights', 'teacher_targets', 'cached_targets',
+           'pretrain_step', 'part_image', 'parsing_maps', 'state_digests', 'encoder_payload', 'prepare_default_world',
+           'pretrain', 'read_log', 'plot_losses', 'pretrain_parser', 'pretrain_cli']
 
 # %% ../nbs/13_pretrain.ipynb #c005
 log = logging.getLogger('hcmtl.pretrain')
@@ -366,28 +368,24 @@ def pretrain_parser() -> argparse.ArgumentParser:
     ap.add_argument('--seed', type=int, default=None)
     ap.add_argument('--device', default=None, help='auto, cpu, cuda')
     ap.add_argument('overrides', nargs='*', help='section.key=value')
-    return ap
+    return add_config_args(ap)
+
 
 # %% ../nbs/13_pretrain.ipynb #c042
+PRETRAIN_FLAGS = {'variant': 'model.variant', 'backbone': 'model.backbone', 'data': 'data.root',
+                  'teacher': 'teacher.path', 'seed': 'seed', 'device': 'device'}  # the command's flags -> config keys
+
+@cli_errors('hcmtl-pretrain', {NonFiniteLossError: 1, Preempted: 143, ValueError: 2})
 def pretrain_cli(argv=None) -> int:
     "Command line `hcmtl-pretrain`."
     ap = pretrain_parser(); a = ap.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    try:
-        if a.resume:
-            if run_kind(a.resume) != 'pretrain': raise RunDirError(f"cannot resume {a.resume}: it holds no pretraining run")
-            cfg = load_config(Path(a.resume) / 'config.yaml')
-        elif a.preset: cfg = get_preset(a.preset)
-        else: ap.error('--preset is required (or --resume RUN_DIR)')
-        ov = list(a.overrides)
-        for flag, key in (('variant', 'model.variant'), ('backbone', 'model.backbone'), ('data', 'data.root'),
-                          ('teacher', 'teacher.path'), ('seed', 'seed'), ('device', 'device')):
-            if getattr(a, flag) is not None: ov.insert(0, f'{key}={getattr(a, flag)}')
-        run = pretrain(validate(apply_overrides(cfg, ov)), out=a.out, resume=a.resume)
-    except (ConfigError, FileNotFoundError, FileExistsError, CheckpointError, ValueError) as e:
-        print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 2
-    except NonFiniteLossError as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 1
-    except Preempted as e: print(f"hcmtl-pretrain: {e}", file=sys.stderr); return 143
+    base = None
+    if a.resume:
+        if run_kind(a.resume) != 'pretrain': raise RunDirError(f"cannot resume {a.resume}: it holds no pretraining run")
+        base = load_config(Path(a.resume) / 'config.yaml')
+    elif not (a.preset or a.config): ap.error('--preset (or --config FILE) is required, or --resume RUN_DIR')
+    run = pretrain(config_from_args(a, base, PRETRAIN_FLAGS), out=a.out, resume=a.resume)
     if int(os.environ.get('RANK', '0')) == 0: print(run)
     return 0

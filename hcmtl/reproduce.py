@@ -19,6 +19,8 @@ from .core import (Config, ConfigError, ModelConfig, apply_overrides, config_has
 from .results import read_paper_tables, results_table, frozen_table, table_markdown, plot_ablation, RESULT_COLUMNS
 from .cam import run_cams, cam_energy_table, cam_figure, save_cam_gif
 from .metrics import linear_probe, knn_accuracy
+from .config import add_config_args, cli_errors, config_overrides, config_preset, handle_print_config
+
 
 # %% auto #0
 __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES',
@@ -475,10 +477,10 @@ def _learning_curve_cli(a) -> int:
     return 0
 
 # %% ../nbs/16_reproduce.ipynb #c037
+@cli_errors('hcmtl-reproduce')
 def reproduce_cli(argv=None) -> int:
     "Command line `hcmtl-reproduce`."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
-    ap.add_argument('--preset', default='quick', help='smoke, quick (default), synth or paper')
     ap.add_argument('--seeds', type=int, default=None, help=f'number of seeds (default per preset: {DEFAULT_SEEDS})')
     ap.add_argument('--data', default=None, help='synthetic world (default data/synth/<preset>) or real data root')
     ap.add_argument('--out', default=None, help='reproduction folder (default runs/reproduce-<preset>)')
@@ -492,17 +494,15 @@ def reproduce_cli(argv=None) -> int:
     ap.add_argument('--learning-curve', nargs='+', type=int, default=None, metavar='EPOCHS',
                     help='instead of the tables: frozen-feature accuracy of no_kd and full after these pretraining epoch budgets')
     ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
-    ap.add_argument('overrides', nargs='*', help='section.key=value applied to every job')
-    a = ap.parse_args(argv)
+    a = add_config_args(ap, preset='quick').parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s', datefmt='%H:%M:%S')
-    try:
-        if a.dry_run: print(projected_time(a.preset, a.seeds, a.backbones, a.overrides)); return 0
-        if a.learning_curve: return _learning_curve_cli(a)
-        r = reproduce(a.preset, a.seeds, a.data, a.out, a.teacher, a.overrides, a.nproc, a.backbones,
-                      cam=not a.no_cam, finetune_on=a.finetune_on)
-    except ConfigError as e:
-        print(f"hcmtl-reproduce: {e}", file=sys.stderr); return 2
+    a.preset, a.overrides = config_preset(a), config_overrides(a)  # --config files and overrides apply to every job
+    if a.print_config: handle_print_config(a, validate(apply_overrides(get_preset(a.preset), a.overrides)))
+    if a.dry_run: print(projected_time(a.preset, a.seeds, a.backbones, a.overrides)); return 0
+    if a.learning_curve: return _learning_curve_cli(a)
+    r = reproduce(a.preset, a.seeds, a.data, a.out, a.teacher, a.overrides, a.nproc, a.backbones,
+                  cam=not a.no_cam, finetune_on=a.finetune_on)
     print(Path(r['summary']).read_text())
     print(f"results: {r['out'] / 'results.csv'}\nablation plot: {r['out'] / 'ablation.png'}")
     if r['cam']: print(f"CAM figure: {r['out'] / 'cam' / r['cam']['figures'][0]}  (all: {r['out'] / 'cam'})")

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import Config, SynthConfig, get_preset, config_to_dict, config_hash, atomic_write_bytes
+from .core import Config, ConfigError, SynthConfig, get_preset, config_to_dict, config_hash, atomic_write_bytes
 from .video import write_video
+from .config import add_config_args, cli_errors, config_from_args
+
 
 # %% auto #0
 __all__ = ['PART_NAMES', 'PART_COLOURS', 'SKIN_TONES', 'POSE_KEYS', 'NEUTRAL', 'ACTIONS', 'SKIN', 'HAIR', 'SHIRT', 'PANTS',
@@ -846,21 +848,21 @@ def describe_world(world) -> str:
              f"with {info['workers']} worker(s)"]
     return '\n'.join(lines)
 
+@cli_errors('hcmtl-synth', {ValueError: 2})
 def synth_cli(argv=None) -> int:
     "Command line `hcmtl-synth`: generate the synthetic world of a preset."
     p = argparse.ArgumentParser(prog='hcmtl-synth', description='Generate the synthetic human-action world '
                                 '(Kinetics/UCF101/HMDB51/LIP look-alikes with part labels).')
-    p.add_argument('--preset', default='quick', choices=('smoke', 'quick', 'synth'), help='world size (default quick)')
     p.add_argument('--out', default=None, help='world directory (default data/synth/<preset>)')
     p.add_argument('--seed', type=int, default=None, help="world seed (default: the preset's seed)")
     p.add_argument('--workers', type=int, default=None, help='processes (default: the preset; 0 = all cores)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar (it is shown only on a terminal anyway)')
-    a = p.parse_args(argv)
-    cfg = get_preset(a.preset)
-    if a.seed is not None: cfg.seed = a.seed
-    try: out = generate_world(cfg, a.out, a.workers, progress=not a.no_progress and sys.stdout.isatty())
-    except ValueError as e:
-        print(f'hcmtl-synth: error: {e}', file=sys.stderr); return 2
+    a = add_config_args(p, preset='quick').parse_args(argv)
+    cfg = config_from_args(a, flags={'seed': 'seed'})
+    if cfg.preset == 'paper':
+        raise ConfigError("config field `preset`: 'paper' reads Kinetics-400, UCF101 and HMDB51, it has no synthetic "
+                          "world; choose smoke, quick or synth")
+    out = generate_world(cfg, a.out, a.workers, progress=not a.no_progress and sys.stdout.isatty())
     print(describe_world(out))
     return 0
 

@@ -19,6 +19,8 @@ from .core import (IMAGENET_MEAN, IMAGENET_STD, SCHP_NATIVE_SIZE, CheckpointErro
                         atomic_write_bytes, environment_record, find_world, get_preset, seed_everything, teacher_native_size)
 from .accel import autocast
 from .metrics import confusion_matrix
+from .config import cli_errors
+
 
 # %% auto #0
 __all__ = ['logger', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATASETS', 'PART_LABELS', 'SYNTH_TEACHER_FORMAT',
@@ -715,6 +717,7 @@ def load_teacher(tcfg: TeacherConfig, # cfg.teacher
     return teacher.to(device) if device is not None else teacher
 
 # %% ../nbs/07_teachers.ipynb #c102
+@cli_errors('hcmtl-teacher', {ValueError: 2})
 def teacher_cli(argv=None) -> int:
     "Command line `hcmtl-teacher`: train or evaluate the parsing teacher."
     p = argparse.ArgumentParser(prog='hcmtl-teacher', description='Train or evaluate the frozen parsing teacher.')

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic_write_bytes
+from .config import cli_errors
+
 
 # %% auto #0
 __all__ = ['logger', 'VIDEO_EXTS', 'BACKENDS', 'DEFAULT_BACKEND', 'DECODER_THREADS', 'DECORD_THREADS', 'MANIFEST',
@@ -465,6 +467,7 @@ def transcode_tree(src, # dataset root to read
                 videos=sum(1 for t in todo if t[0] == 'video'))
 
 # %% ../nbs/02_video.ipynb #c082
+@cli_errors('hcmtl-transcode', {ValueError: 2})
 def transcode_cli(argv=None) -> int:
     "hcmtl-transcode SRC DST: re-encode every video under SRC into DST (same tree), copy the other files; exit 1 if any fails."
     p = argparse.ArgumentParser(prog='hcmtl-transcode', description=transcode_cli.__doc__)
