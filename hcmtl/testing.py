@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['moving_square_frames', 'tiny_clip', 'TinyNet3d']
+__all__ = ['moving_square_frames', 'tiny_clip', 'TinyNet3d', 'should_run']
 
 # %% ../nbs/01_testing.ipynb #c005
 def moving_square_frames(n_frames: int=16, # frames T
@@ -54,3 +54,13 @@ class TinyNet3d(nn.Module):
         self.fc = nn.Linear(width, num_classes)
     def features(self, x): return self.body(x).mean((2, 3, 4))
     def forward(self, x): return self.fc(self.features(x))
+
+# %% ../nbs/01_testing.ipynb #c101
+def should_run(flag: str, # 'slow' or 'cuda', the cell's nbdev flag
+              ) -> bool:
+    "Whether a flagged notebook cell runs here; prints one line saying why when it does not."
+    import os
+    if flag == 'cuda' and not torch.cuda.is_available(): print('skipped: this cell needs a CUDA GPU'); return False
+    if flag == 'slow' and os.environ.get('HCMTL_SLOW', '') not in ('1', 'true', 'yes'):
+        print('skipped: a slow cell (set HCMTL_SLOW=1 to run it)'); return False
+    return True
