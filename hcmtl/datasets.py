@@ -753,6 +753,7 @@ def check_videos_cli(argv=None) -> int:
     if not root.is_dir(): print(f"hcmtl-check-videos: not a folder: {root}", file=sys.stderr); return 2
     try: min_frames = a.min_frames if a.min_frames is not None else preset_window(a.preset)
     except Exception as e: print(f"hcmtl-check-videos: --preset: {e}", file=sys.stderr); return 2
+    if min_frames < 1: print(f"hcmtl-check-videos: --min-frames must be at least 1, got {min_frames}", file=sys.stderr); return 2
     t0 = time.perf_counter()
     r = check_videos(root, min_frames, a.backend, a.workers)
     for path, reason in r['bad']: print(f"BAD {path}: {reason}")

@@ -731,6 +731,13 @@ def _names(r: Path) -> str:
     return ', '.join(names[:6]) + (', ...' if len(names) > 6 else '')
 
 # %% ../nbs/12_engine.ipynb #c119
+def _run_config(path: Path) -> dict:
+    "The saved config of a run directory, or a CheckpointError naming the file when it does not parse."
+    try: return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{path} is not a readable run config ({' '.join(str(e).split())[:120]}); "
+                              "restore it, or choose another --out") from None
+
 def check_run_dir(run, # the directory asked for (--out)
                   kind: str, # this run's kind, e.g. 'pretrain'
                   config: dict, # this run's config as a plain dict
@@ -746,7 +753,7 @@ def check_run_dir(run, # the directory asked for (--out)
     if have != kind:
         raise RunDirError(f"{r} holds a {have} run, not a {kind} run; give this {kind} run its own --out directory")
     if resume: return True
-    old = _plain(yaml.safe_load((r / 'config.yaml').read_text())) if (r / 'config.yaml').is_file() else {}
+    old = _plain(_run_config(r / 'config.yaml')) if (r / 'config.yaml').is_file() else {}
     diff = config_diff(old, config)
     old_id = json.loads((r / RUN_FILE).read_text()).get('identity', {}) if (r / RUN_FILE).is_file() else {}
     diff += [f'{k}: {old_id[k]!r} → {v!r}' for k, v in _plain(identity or {}).items() if k in old_id and old_id[k] != v]

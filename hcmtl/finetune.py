@@ -659,8 +659,9 @@ def eval_cli(argv=None) -> int:
     a = add_config_args(ap).parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    config_from_args(a, load_config(Path(a.run) / 'config.yaml'), {'device': 'device'})  # checks; --print-config exits
-    if a.config_keys - {'device'}:
+    saved = Path(a.run) / 'config.yaml'  # a folder without one is not a run: evaluate_run says what it is
+    if saved.is_file(): config_from_args(a, load_config(saved), {'device': 'device'})  # checks; --print-config exits
+    if getattr(a, 'config_keys', set()) - {'device'}:
         raise ConfigError(f"config field `{sorted(a.config_keys - {'device'})[0]}`: hcmtl-eval evaluates with the run's "
                           "own config; only `device` (--device) may be set")
     rep = evaluate_run(a.run, a.clips, a.average, a.device)
