@@ -22,7 +22,7 @@ from .video import (VIDEO_EXTS, BACKENDS, DEFAULT_BACKEND, VideoDecodeError, vid
                          walk_files)
 from .sampling import random_clip_indices, window_indices, evenly_spaced_clips
 from .transforms import random_crop_params, center_crop_params, apply_crop, frames_to_clip
-from .config import cli_errors
+from .config import add_config_args, cli_errors, config_from_args
 
 
 # %% auto #0
@@ -744,18 +744,17 @@ def check_videos_cli(argv=None) -> int:
     p = argparse.ArgumentParser(prog='hcmtl-check-videos', description=check_videos_cli.__doc__)
     p.add_argument('root', help='folder to check (searched recursively, links followed)')
     p.add_argument('--out', default=None, help='blacklist file to write (default: ROOT/blacklist.txt)')
-    p.add_argument('--preset', default='quick', help="preset whose pretraining window is the default --min-frames (smoke, quick, synth, paper)")
     p.add_argument('--min-frames', type=int, default=None, help="videos with fewer frames are bad (default: the preset's window; 1 = readability only)")
-    p.add_argument('--backend', default=DEFAULT_BACKEND, choices=BACKENDS, help='decoder the training uses')
+    p.add_argument('--backend', default=None, choices=BACKENDS, help="decoder the training uses (default: the config's data.backend)")
     p.add_argument('--workers', type=int, default=0, help='parallel processes (0 = none)')
-    a = p.parse_args(argv)
+    a = add_config_args(p, preset='quick').parse_args(argv)  # --preset: whose window is the default --min-frames
+    cfg = config_from_args(a, flags={'backend': 'data.backend'})
     root = Path(a.root)
     if not root.is_dir(): print(f"hcmtl-check-videos: not a folder: {root}", file=sys.stderr); return 2
-    try: min_frames = a.min_frames if a.min_frames is not None else preset_window(a.preset)
-    except Exception as e: print(f"hcmtl-check-videos: --preset: {e}", file=sys.stderr); return 2
+    min_frames = a.min_frames if a.min_frames is not None else max(cfg.data.speeds) * cfg.data.clip_len
     if min_frames < 1: print(f"hcmtl-check-videos: --min-frames must be at least 1, got {min_frames}", file=sys.stderr); return 2
     t0 = time.perf_counter()
-    r = check_videos(root, min_frames, a.backend, a.workers)
+    r = check_videos(root, min_frames, cfg.data.backend, a.workers)
     for path, reason in r['bad']: print(f"BAD {path}: {reason}")
     for path, problem in r['problems']: print(f"SKIPPED {path}: {problem}")
     if r['others']: print("not checked (not video suffixes): " + ', '.join(f"{k} {v}" for k, v in r['others'].items()))

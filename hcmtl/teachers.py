@@ -19,7 +19,7 @@ from .core import (IMAGENET_MEAN, IMAGENET_STD, SCHP_NATIVE_SIZE, CheckpointErro
                         atomic_write_bytes, environment_record, find_world, get_preset, seed_everything, teacher_native_size)
 from .accel import autocast
 from .metrics import confusion_matrix
-from .config import cli_errors
+from .config import add_config_args, cli_errors, config_from_args
 
 
 # %% auto #0
@@ -725,10 +725,10 @@ def teacher_cli(argv=None) -> int:
     tr = sub.add_parser('train', help='train the synthetic-world teacher on W/lip')
     tr.add_argument('--data', required=True, help='synthetic world root W (or a folder with train/ and val/)')
     tr.add_argument('--out', default=None, help='checkpoint to write (default: W/teacher.pt)')
-    tr.add_argument('--preset', default='quick', help='preset giving the defaults (smoke, quick, synth, paper)')
     tr.add_argument('--epochs', type=int, default=None); tr.add_argument('--size', type=int, default=None)
     tr.add_argument('--width', type=int, default=None); tr.add_argument('--batch-size', type=int, default=16)
-    tr.add_argument('--seed', type=int, default=0); tr.add_argument('--device', default='cpu')
+    tr.add_argument('--seed', type=int, default=None); tr.add_argument('--device', default='cpu')
+    add_config_args(tr, preset='quick')
     ev = sub.add_parser('eval', help='score a teacher on the validation split')
     ev.add_argument('--data', required=True); ev.add_argument('--teacher', default=None, help='default: W/teacher.pt')
     ev.add_argument('--kind', default='synth', choices=('synth', 'schp'))
@@ -738,15 +738,16 @@ def teacher_cli(argv=None) -> int:
     ca.add_argument('--out', required=True, help='cache folder (then pretrain with teacher.cache=OUT)')
     ca.add_argument('--teacher', default=None, help='default: W/teacher.pt'); ca.add_argument('--kind', default='synth', choices=('synth', 'schp'))
     ca.add_argument('--input-size', type=int, default=None); ca.add_argument('--stride', type=int, default=2)
-    ca.add_argument('--preset', default='quick', help="preset whose decode size and backend the pretraining uses")
     ca.add_argument('--device', default='cpu')
+    add_config_args(ca, preset='quick')  # the preset whose decode size and backend the pretraining uses
     a = p.parse_args(argv)
-    if a.cmd == 'cache': return _cache_pool(a)
+    if a.cmd == 'cache': return _cache_pool(a, config_from_args(a, flags={'device': 'device'}))
     if a.cmd == 'train':
-        t = get_preset(a.preset).teacher
-        if a.device == 'cuda' and not torch.cuda.is_available(): p.error('--device cuda but CUDA is not available')
-        res = train_synth_teacher(a.data, a.out, epochs=a.epochs or t.train_epochs, size=a.size or t.train_size,
-                                  width=a.width or t.width, seed=a.seed, device=a.device, batch_size=a.batch_size)
+        cfg = config_from_args(a, flags={'epochs': 'teacher.train_epochs', 'size': 'teacher.train_size',
+                                         'width': 'teacher.width', 'seed': 'seed', 'device': 'device'})
+        t = cfg.teacher
+        res = train_synth_teacher(a.data, a.out, epochs=t.train_epochs, size=t.train_size, width=t.width, seed=cfg.seed,
+                                  device=cfg.device, batch_size=a.batch_size)
         return 0 if res['miou'] == res['miou'] else 1
     teacher = _cli_teacher(a, Path(a.data))
     m = evaluate_teacher(teacher, a.data)
@@ -766,10 +767,10 @@ def _cli_teacher(a, root: Path) -> Teacher:
     return t.to(a.device)
 
 # %% ../nbs/07_teachers.ipynb #c105
-def _cache_pool(a) -> int:
+def _cache_pool(a, cfg: Config) -> int:
     "`hcmtl-teacher cache`: native-resolution teacher maps of every pool video, decoded as the pretraining decodes them."
     from hcmtl.datasets import read_kinetics
-    root, d = Path(a.data), get_preset(a.preset).data
+    root, d = Path(a.data), cfg.data
     pool = root / 'kinetics' if (root / 'kinetics').is_dir() else root
     teacher = _cli_teacher(a, root)
     cache, t0 = TeacherCache(a.out, teacher.label_names, stride=a.stride), time.time()
