@@ -39,8 +39,8 @@ from .config import add_config_args, cli_errors, config_from_args
 __all__ = ['log', 'DOWNSTREAM', 'FINETUNE_CROP_SCALE', 'ARCH_FIELDS', 'finetune_data', 'downstream_root', 'ensure_world',
            'PretrainedEncoder', 'load_pretrained', 'finetune_model_config', 'build_classifier', 'Readable',
            'collate_readable', 'predict_videos', 'evaluate', 'video_features', 'Finetuning', 'build_finetuning',
-           'finetune_step', 'better', 'run_metrics', 'finetune_config', 'finetune', 'read_metrics', 'metrics_row',
-           'evaluate_run', 'finetune_parser', 'finetune_cli', 'eval_cli']
+           'finetune_step', 'better', 'run_metrics', 'finetune_config', 'finetune', 'log_cams', 'read_metrics',
+           'metrics_row', 'evaluate_run', 'finetune_parser', 'finetune_cli', 'eval_cli']
 
 # %% ../nbs/14_finetune.ipynb #c005
 log = logging.getLogger('hcmtl.finetune')
@@ -541,8 +541,27 @@ def _finetune_in(rd: RunDir, cfg: Config, dataset: str, pre: PretrainedEncoder, 
     fit(f, rd.path, cfg.finetune, config_to_dict(cfg))
     res, probe = _test(f, rd.path), _probe(f, rd.path)
     if di.is_main: write_json(run_metrics(f, res, probe, t0), rd.path / 'metrics.json')
+    if di.is_main: log_cams(rd.path)
     barrier()
     return rd.path
+
+# %% ../nbs/14_finetune.ipynb #c901
+def log_cams(run, # a finished fine-tuning run directory
+             n: int=3, # test clips, evenly spread over the test list
+            ) -> list:
+    "Write the CAMs of `n` test clips to the run's TensorBoard; returns the videos shown (none when it cannot)."
+    from hcmtl.cam import overlay, run_cams
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+        res = run_cams(run, n_videos=n, keep=n)
+    except (ImportError, OSError, RuntimeError, ValueError) as e:
+        log.warning(f"{run}: CAM images not written to TensorBoard ({e})"); return []
+    with SummaryWriter(str(Path(run) / 'tensorboard')) as tb:
+        for k, (clip, cam) in enumerate(zip(res['frames'], res['cams'])):
+            t = len(clip) // 2
+            heat = overlay(clip[t], cam[t] / max(float(cam[t].max()), 1e-8))
+            tb.add_image(f'cam/{res["videos"][k]}', np.concatenate([clip[t], heat], 1), 0, dataformats='HWC')
+    return res['videos']
 
 # %% ../nbs/14_finetune.ipynb #c064
 def read_metrics(run) -> dict:
