@@ -837,17 +837,19 @@ class RunDir:
 # %% ../nbs/12_engine.ipynb #c132
 @patch
 def _open(self: RunDir) -> tuple:
-    "Rank 0: check, create and lock; returns (path, continues an existing run)."
+    "Rank 0: create, lock, then check (under the lock); returns (path, continues an existing run)."
     out = self.out
     if out is None:
         stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
         out = Path(self.cfg.out) / f"{self.name}-{stamp}-{config_hash(self.cfg)}"
     path = Path(out).absolute()
-    existing = check_run_dir(path, self.kind, config_to_dict(self.cfg), self.identity, self.resume)
+    if path.exists() and not path.is_dir(): check_run_dir(path, self.kind, {})  # refuses a file by name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError): path.mkdir(); self.created = True
-    self.lock = RunLock(path).acquire()
+    self.lock = RunLock(path).acquire()  # before the check: a run still writing its files is named as in use
+    try: existing = check_run_dir(path, self.kind, config_to_dict(self.cfg), self.identity, self.resume)
+    except BaseException: self.lock.release(); raise
     return str(path), existing
 
 # %% ../nbs/12_engine.ipynb #c133
@@ -860,9 +862,9 @@ def __enter__(self: RunDir):
 # %% ../nbs/12_engine.ipynb #c134
 @patch
 def __exit__(self: RunDir, et, e, tb):
-    if self.lock is not None: self.lock.release()
     if et is not None and self.created and not self.started and self.path is not None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        shutil.rmtree(self.path, ignore_errors=True)  # while still holding the lock
+    if self.lock is not None: self.lock.release()
 
 # %% ../nbs/12_engine.ipynb #c135
 def installed_packages() -> dict:

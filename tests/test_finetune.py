@@ -205,3 +205,35 @@ def test_run_directories_are_not_shared(world, pretrained, ucf_run, tmp_path, ca
                                                             for k, v in read_metrics(ucf_run)['summary'].items()}
     import yaml
     assert yaml.safe_load((ucf_run / 'config.yaml').read_text())['out'] == str(ucf_run.absolute())
+
+
+_STARTING_RUN = '''
+import sys, time
+from pathlib import Path
+from hcmtl import engine
+from hcmtl.core import get_preset
+out, ready = map(Path, sys.argv[1:])
+def slow_listing():  # where a real start spends its time: after config.yaml, before environment.json and run.json
+    ready.touch(); time.sleep(60); return {}
+engine.installed_packages = slow_listing
+with engine.RunDir(out, 'finetune', get_preset('smoke')) as rd: rd.start()
+'''
+
+
+def test_run_still_starting_is_named_as_the_lock_holder(world, tmp_path):
+    "A second hcmtl-finetune into a --out whose run has written config.yaml but not yet run.json is refused as in use."
+    import subprocess, sys, time
+    out, ready = tmp_path / 'run', tmp_path / 'ready'
+    a = subprocess.Popen([sys.executable, '-c', _STARTING_RUN, str(out), str(ready)])
+    try:
+        t0 = time.time()
+        while not ready.exists() and a.poll() is None and time.time() - t0 < 120: time.sleep(0.05)
+        assert ready.exists() and (out / 'config.yaml').is_file() and not (out / 'run.json').exists()
+        b = subprocess.run(['hcmtl-finetune', '--pretrained', 'none', '--dataset', 'ucf101', '--data', str(world),
+                            '--preset', 'smoke', '--device', 'cpu', '--out', str(out)],
+                           capture_output=True, text=True, timeout=300, env={**os.environ, 'HCMTL_PROGRESS': '0'})
+        assert b.returncode == 2 and f'in use by process {a.pid}' in b.stderr, b.stderr
+        assert 'holds a' not in b.stderr, b.stderr
+        assert json.loads((out / '.lock').read_text())['pid'] == a.pid  # the refused process left the lock alone
+    finally: a.kill(); a.wait()
+
