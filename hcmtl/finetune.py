@@ -37,10 +37,10 @@ from .config import add_config_args, cli_errors, config_from_args
 
 # %% auto #0
 __all__ = ['log', 'DOWNSTREAM', 'FINETUNE_CROP_SCALE', 'ARCH_FIELDS', 'finetune_data', 'downstream_root', 'ensure_world',
-           'PretrainedEncoder', 'load_pretrained', 'finetune_model_config', 'build_classifier', 'Readable',
-           'collate_readable', 'predict_videos', 'evaluate', 'video_features', 'Finetuning', 'build_finetuning',
-           'finetune_step', 'better', 'run_metrics', 'finetune_config', 'finetune', 'log_cams', 'read_metrics',
-           'metrics_row', 'evaluate_run', 'finetune_parser', 'finetune_cli', 'eval_cli']
+           'PretrainedEncoder', 'encoder_file', 'load_pretrained', 'finetune_model_config', 'build_classifier',
+           'Readable', 'collate_readable', 'predict_videos', 'evaluate', 'video_features', 'Finetuning',
+           'build_finetuning', 'finetune_step', 'better', 'run_metrics', 'finetune_config', 'finetune', 'log_cams',
+           'read_metrics', 'metrics_row', 'evaluate_run', 'finetune_parser', 'finetune_cli', 'eval_cli']
 
 # %% ../nbs/14_finetune.ipynb #c005
 log = logging.getLogger('hcmtl.finetune')
@@ -95,17 +95,29 @@ class PretrainedEncoder:
     @property
     def scratch(self) -> bool: return self.state_dict is None
 
+# %% ../nbs/14_finetune.ipynb #c015b
+def encoder_file(p: Path, # a directory given as --pretrained
+                ) -> Path:
+    "`p/encoder.pt`, or a FileNotFoundError saying what `p` holds and what to pass instead."
+    kind, f = run_kind(p), p / 'encoder.pt'
+    if kind == 'finetune':
+        src = json.loads((p / 'finetune.json').read_text()).get('pretrained') if (p / 'finetune.json').is_file() else None
+        was = f"; it started from {src}" if src and src != 'none' else ''
+        raise FileNotFoundError(f"{p} is a fine-tuning run (written by hcmtl-finetune), not a pretraining run; pass "
+                                f"--pretrained a pretraining run directory or its encoder.pt{was}")
+    if f.is_file(): return f
+    if kind is None: raise FileNotFoundError(f"{p} holds no encoder.pt and no hcmtl run; pass --pretrained a "
+                                             "pretraining run directory, its encoder.pt, or `none`")
+    raise FileNotFoundError(f"{p} holds no encoder.pt: is the pretraining finished? "
+                            f"(continue it with `hcmtl-pretrain --resume {p}`)")
+
 # %% ../nbs/14_finetune.ipynb #c016
 def load_pretrained(pretrained, # pretraining run dir, encoder.pt, or 'none'/None
                    ) -> PretrainedEncoder:
     "Read a pretrained encoder (or the from-scratch marker)."
     if pretrained is None or str(pretrained).lower() in ('none', 'scratch'): return PretrainedEncoder('none')
     p = Path(pretrained)
-    if p.is_dir():
-        f = p / 'encoder.pt'
-        if not f.is_file():
-            raise FileNotFoundError(f"{p} holds no encoder.pt: is the pretraining finished? "
-                                    f"(continue it with `hcmtl-pretrain --resume {p}`)")
+    if p.is_dir(): f = encoder_file(p)
     elif p.is_file(): f = p
     else: raise FileNotFoundError(f"pretrained encoder not found: {p} (give a pretraining run directory, "
                                   "an encoder.pt file, or `none`)")

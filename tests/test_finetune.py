@@ -237,3 +237,10 @@ def test_run_still_starting_is_named_as_the_lock_holder(world, tmp_path):
         assert json.loads((out / '.lock').read_text())['pid'] == a.pid  # the refused process left the lock alone
     finally: a.kill(); a.wait()
 
+
+def test_pretrained_a_finetuning_run_says_what_to_pass(world, pretrained, ucf_run, capsys):
+    "--pretrained <a fine-tuning run>: exit 2, the folder named as a fine-tuning run and the encoder it started from."
+    rc = finetune_cli(['--pretrained', str(ucf_run), '--dataset', 'ucf101', '--data', str(world), '--preset', 'smoke'])
+    err = capsys.readouterr().err
+    assert rc == 2 and f'{ucf_run} is a fine-tuning run' in err and 'a pretraining run directory or its encoder.pt' in err
+    assert f'started from {pretrained / "encoder.pt"}' in err and 'hcmtl-pretrain --resume' not in err, err
