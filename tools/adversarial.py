@@ -290,26 +290,20 @@ def _(ctx, d):
     r = run(check(k)); return expect_fail(r, v.name)
 
 
+def _blacklisted_name(ctx, d, name: str, *tokens):
+    "An empty video called `name` in the copied Kinetics tree: check-videos names it, its blacklist holds exactly it."
+    k = kin_copy(ctx, d); v = k / 'train' / 'walk' / name; v.write_bytes(b'')
+    bl = d / 'bl.txt'; o = expect_fail(run(check(k, '--out', bl)), *tokens)
+    good = _blacklist_ok(bl, v, k) if o[0] == 'clear' else True
+    return ('silent', good) if good is not True else o
+
+
 @case('media', 'check-videos: bad video with a tab in its name (blacklist names it exactly)')
-def _(ctx, d):
-    k = kin_copy(ctx, d); v = k / 'train' / 'walk' / 'tab\there.mp4'; v.write_bytes(b'')
-    bl = d / 'bl.txt'; r = run(check(k, '--out', bl))
-    o = expect_fail(r, 'tab', 'here')
-    if o[0] == 'clear':
-        good = _blacklist_ok(bl, v, k)
-        if good is not True: return 'silent', good
-    return o
+def _(ctx, d): return _blacklisted_name(ctx, d, 'tab\there.mp4', 'tab', 'here')
 
 
 @case('media', 'check-videos: bad video with a newline in its name')
-def _(ctx, d):
-    k = kin_copy(ctx, d); v = k / 'train' / 'walk' / 'new\nline.mp4'; v.write_bytes(b'')
-    bl = d / 'bl.txt'; r = run(check(k, '--out', bl))
-    o = expect_fail(r, 'new', 'line.mp4')
-    if o[0] == 'clear':
-        good = _blacklist_ok(bl, v, k)
-        if good is not True: return 'silent', good
-    return o
+def _(ctx, d): return _blacklisted_name(ctx, d, 'new\nline.mp4', 'new', 'line.mp4')
 
 
 def _blacklist_ok(bl: Path, v: Path, root: Path):
@@ -458,62 +452,73 @@ def _(ctx, d):
 def _ucf(w): return w / 'ucf101' / 'ucfTrainTestlist'
 
 
+def _ucf_copy(ctx, d) -> tuple:
+    "A copy of the world (UCF101 and world.json) for one case, and its split-list folder."
+    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); return w, _ucf(w)
+
+
+def _ft_on(ctx, d, w, fold=None) -> Result:
+    return run(ctx.ft(d / 'run', data=w, **({'extra': ('--fold', str(fold))} if fold else {})))
+
+
+def _ucf_case(ctx, d, edit, *tokens, check=None, fold=None):
+    "Fine-tune on a copied world whose UCF101 split lists `edit(L)` changed; `check` (default expect_fail) on it."
+    w, L = _ucf_copy(ctx, d); edit(L)
+    return (check or expect_fail)(_ft_on(ctx, d, w, fold), *tokens)
+
+
+def _append(f: Path, line: str):
+    with open(f, 'a') as fh: fh.write(line + '\n')
+
+
+def _first(f: Path, sep=None) -> str: return f.read_text().split(sep)[0]
+
+
 @case('splits', 'ucf101: train/test overlap')
 def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); L = _ucf(w)
-    test = (L / 'testlist01.txt').read_text().split()[0]
-    with open(L / 'trainlist01.txt', 'a') as f: f.write(f'{test} 1\n')
-    r = run(ctx.ft(d / 'run', data=w)); return expect_warn(r, test.split('/')[-1], 'overlap')
+    w, L = _ucf_copy(ctx, d); test = _first(L / 'testlist01.txt')
+    _append(L / 'trainlist01.txt', f'{test} 1')
+    return expect_warn(_ft_on(ctx, d, w), test.split('/')[-1], 'overlap')
 
 
 @case('splits', 'ucf101: duplicated train line')
 def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); L = _ucf(w)
-    first = (L / 'trainlist01.txt').read_text().splitlines()[0]
-    with open(L / 'trainlist01.txt', 'a') as f: f.write(first + '\n')
-    r = run(ctx.ft(d / 'run', data=w)); return expect_warn(r, first.split()[0].split('/')[-1], 'duplicate', 'repeated')
+    w, L = _ucf_copy(ctx, d); first = _first(L / 'trainlist01.txt', '\n')
+    _append(L / 'trainlist01.txt', first)
+    return expect_warn(_ft_on(ctx, d, w), first.split()[0].split('/')[-1], 'duplicate', 'repeated')
 
 
 @case('splits', 'ucf101: split lists a missing video')
-def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); L = _ucf(w)
-    with open(L / 'trainlist01.txt', 'a') as f: f.write('WaveOne/v_WaveOne_g99_c01.avi 1\n')
-    r = run(ctx.ft(d / 'run', data=w)); return expect_warn(r, 'v_WaveOne_g99_c01')
+def _(ctx, d): return _ucf_case(ctx, d, lambda L: _append(L / 'trainlist01.txt', 'WaveOne/v_WaveOne_g99_c01.avi 1'),
+                                'v_WaveOne_g99_c01', check=expect_warn)
 
 
 @case('splits', 'ucf101: empty test list')
-def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); (_ucf(w) / 'testlist01.txt').write_text('')
-    r = run(ctx.ft(d / 'run', data=w)); return expect_fail(r, 'testlist01', '0 test videos')
+def _(ctx, d): return _ucf_case(ctx, d, lambda L: (L / 'testlist01.txt').write_text(''), 'testlist01', '0 test videos')
 
 
 @case('splits', 'ucf101: missing classInd.txt')
-def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); (_ucf(w) / 'classInd.txt').unlink()
-    r = run(ctx.ft(d / 'run', data=w)); return expect_fail(r, 'classInd')
+def _(ctx, d): return _ucf_case(ctx, d, lambda L: (L / 'classInd.txt').unlink(), 'classInd')
 
 
 @case('splits', 'ucf101: label 99 not in classInd')
 def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); L = _ucf(w)
-    t = (L / 'trainlist01.txt').read_text().splitlines(); t[0] = t[0].split()[0] + ' 99'
-    (L / 'trainlist01.txt').write_text('\n'.join(t) + '\n')
-    r = run(ctx.ft(d / 'run', data=w)); return expect_fail(r, 'trainlist01', '99')
+    def edit(L):
+        t = (L / 'trainlist01.txt').read_text().splitlines(); t[0] = t[0].split()[0] + ' 99'
+        (L / 'trainlist01.txt').write_text('\n'.join(t) + '\n')
+    return _ucf_case(ctx, d, edit, 'trainlist01', '99')
 
 
 @case('splits', 'ucf101: malformed line')
-def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); L = _ucf(w)
-    with open(L / 'trainlist01.txt', 'a') as f: f.write('this is not a split line at all\n')
-    r = run(ctx.ft(d / 'run', data=w)); return expect_fail(r, 'trainlist01')
+def _(ctx, d): return _ucf_case(ctx, d, lambda L: _append(L / 'trainlist01.txt', 'this is not a split line at all'),
+                                'trainlist01')
 
 
 @case('splits', 'ucf101: CRLF line endings are read')
 def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); L = _ucf(w)
-    for f in L.glob('*.txt'): f.write_bytes(f.read_bytes().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n'))
-    out = d / 'run'; r = run(ctx.ft(out, data=w))
-    return expect_ok(r, good=_skipped(out, 0))
+    def edit(L):
+        for f in L.glob('*.txt'): f.write_bytes(f.read_bytes().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n'))
+    return _ucf_case(ctx, d, edit, check=lambda r: expect_ok(r, good=_skipped(d / 'run', 0)))
 
 
 @case('splits', 'ucf101: --fold 4', fast=True)
@@ -524,8 +529,7 @@ def _(ctx, d):
 
 @case('splits', 'ucf101: missing trainlist02.txt with --fold 2')
 def _(ctx, d):
-    w = ctx.copy_world(d, parts=('ucf101', 'world.json')); (_ucf(w) / 'trainlist02.txt').unlink()
-    r = run(ctx.ft(d / 'run', data=w, extra=('--fold', '2'))); return expect_fail(r, 'trainlist02')
+    return _ucf_case(ctx, d, lambda L: (L / 'trainlist02.txt').unlink(), 'trainlist02', fold=2)
 
 
 @case('splits', 'hmdb51: missing class split file')
@@ -994,24 +998,21 @@ def _two(cmd_a, cmd_b, lock_dir: Path, delay=0.5):
     return (ra, rb) if ra.rc == 0 or rb.rc != 0 else (rb, ra)
 
 
-@case('concurrent', 'two pretrain processes, same --out: second refused with the pid')
-def _(ctx, d):
-    out = d / 'run'; cmd = ctx.pre(out, 'pretrain.epochs=8', 'pretrain.max_steps=null')
+def _two_same(cmd, out: Path):
+    "The same command twice into one --out: one completes, the other is refused naming the lock and its pid."
     ra, rb = _two(cmd, cmd, out)
     if ra.rc: return expect_ok(ra)
     o = expect_fail(rb, 'pid', 'lock', str(out))
     good = _log_unique(out)
     return ('silent', good) if good is not True else o
+
+
+@case('concurrent', 'two pretrain processes, same --out: second refused with the pid')
+def _(ctx, d): return _two_same(ctx.pre(d / 'run', 'pretrain.epochs=8', 'pretrain.max_steps=null'), d / 'run')
 
 
 @case('concurrent', 'two finetune processes, same --out')
-def _(ctx, d):
-    out = d / 'run'; cmd = ctx.ft(out, 'finetune.epochs=8')
-    ra, rb = _two(cmd, cmd, out)
-    if ra.rc: return expect_ok(ra)
-    o = expect_fail(rb, 'pid', 'lock', str(out))
-    good = _log_unique(out)
-    return ('silent', good) if good is not True else o
+def _(ctx, d): return _two_same(ctx.ft(d / 'run', 'finetune.epochs=8'), d / 'run')
 
 
 @case('concurrent', 'finetune --pretrained a run still pretraining')
