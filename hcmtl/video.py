@@ -197,6 +197,11 @@ def _pyav_meta(path: str) -> VideoMeta:
 _META = {'decord': _decord_meta, 'torchcodec': _torchcodec_meta, 'pyav': _pyav_meta}
 
 # %% ../nbs/02_video.ipynb #c035
+def _why(e: Exception) -> str:
+    "A decoder's failure in one line of at most 160 characters: its reason, or its type and message."
+    line = ' '.join((getattr(e, 'reason', None) or f'{type(e).__name__}: {e}').split())
+    return line if len(line) <= 160 else line[:157] + '...'
+
 def _first_success(path: str, backend: str, step):
     "step(b) for the first backend b of the chain that succeeds on `path`; (result, b)."
     errors = []
@@ -204,7 +209,7 @@ def _first_success(path: str, backend: str, step):
         if path in _FAILED[b]: errors.append(f"{b}: {_FAILED[b][path]}"); continue
         try: return step(b), b
         except Exception as e:  # decoders raise their own error types; any failure means: try the next one
-            errors.append(f"{b}: {getattr(e, 'reason', None) or f'{type(e).__name__}: {e}'}")
+            errors.append(f"{b}: {_why(e)}")
             if b != 'pyav': _FAILED[b][path] = errors[-1][len(b) + 2:]
             logger.debug("%s cannot read %s (%s); trying the next backend", b, path, e)
     raise VideoDecodeError(path, '; '.join(errors) or 'no video backend available')

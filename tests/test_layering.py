@@ -71,3 +71,31 @@ def test_scanner_sees_every_import_form():
     test = imports_of(src, ['teachers'])
     assert test == {'teachers', 'finetune', 'engine', 'cam', 'core'}, test
     assert imports_of("from .pretrain import x\nfrom . import losses\n", []) == {'pretrain', 'losses'}
+
+
+def _cell_stats():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('cell_stats', PKG.parent / 'tools' / 'cell_stats.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stored_outputs_name_no_machine_path():
+    "A notebook's stored outputs read the same on every machine: no /tmp, /work, /home... path in any of them."
+    cs = _cell_stats()
+    bad = [f'{p.name} {line}' for p in sorted((PKG.parent / 'nbs').glob('*.ipynb'))
+           for line in cs.output_problems(p) if 'machine path' in line]
+    assert not bad, bad
+
+
+def test_output_checks_see_paths_and_timings(tmp_path):
+    "The checker finds a temporary path in a stored log line and an execution timing, and drops the log line."
+    cs = _cell_stats()
+    cell = {'cell_type': 'code', 'id': 'c1', 'execution_count': 3, 'source': [],
+            'metadata': {'execution': {'total': 0.1}},
+            'outputs': [{'output_type': 'stream', 'name': 'stderr', 'text': ['wrote /tmp/tmpab12/x.pt\n']},
+                        {'output_type': 'execute_result', 'data': {'text/plain': ['3']}, 'metadata': {}}]}
+    nb = tmp_path / 'x.ipynb'; nb.write_text(__import__('json').dumps({'cells': [cell]}))
+    probs = cs.output_problems(nb)
+    assert len(probs) == 2 and 'execution timing' in probs[0] and '/tmp/' in probs[1], probs
+    assert cs.drop_path_streams(nb) == 1 and [p for p in cs.output_problems(nb) if 'machine path' in p] == []
