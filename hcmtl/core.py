@@ -439,7 +439,8 @@ def _quick() -> Config:
     c.teacher = TeacherConfig(train_epochs=15, train_size=64, width=16)
     c.pretrain = TrainConfig(epochs=6, batch_size=16, lr=0.1, ckpt_every=50, log_every=5)
     c.finetune = TrainConfig(epochs=4, batch_size=16, lr=0.05, ckpt_every=0, log_every=5, eval_every=2)
-    c.synth = SynthConfig(frame_size=80, num_frames=32)
+    c.synth = SynthConfig(frame_size=80, num_frames=32, ucf_groups=18, ucf_clips_per_group=8,  # 400 UCF-like test videos
+                          hmdb_test_per_class=50)  # 400 HMDB-like test videos
     return c
 
 # %% ../nbs/00_core.ipynb #c055
