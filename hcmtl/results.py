@@ -14,9 +14,9 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'PROTOCOLS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_NAMES', 'FROZEN_NAMES', 'DATASETS', 'TABLE_DIFFS',
-           'FROZEN_DIFFS', 'read_results', 'project_root', 'read_paper_tables', 't_quantile', 'mean_ci', 'summarise',
-           'paired_difference', 'fmt_ci', 'results_table', 'frozen_table', 'table_markdown', 'plot_ablation',
-           'published_results']
+           'FROZEN_DIFFS', 'LC_ENCODERS', 'read_results', 'project_root', 'read_paper_tables', 't_quantile', 'mean_ci',
+           'summarise', 'paired_difference', 'fmt_ci', 'results_table', 'frozen_table', 'table_markdown',
+           'plot_ablation', 'published_results', 'wilson_ci', 'learning_curve_table', 'published_learning_curve']
 
 # %% ../nbs/17_results.ipynb #c005
 RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'protocol', 'acc1', 'acc5', 'n_test',
@@ -256,3 +256,40 @@ def published_results(preset: str, # 'smoke', 'quick', 'synth' or 'paper'
     try: return read_results(p)
     except ValueError as e:
         print(f"{e}"); return None
+
+# %% ../nbs/17_results.ipynb #c040
+def wilson_ci(acc: float, # accuracy in percent
+              n: int, # test videos it was measured on
+              z: float=1.96, # normal quantile (1.96: 95%)
+             ) -> tuple:
+    "(low, high) in percent: the Wilson score interval of a proportion measured on n trials."
+    p, z2 = acc / 100, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return 100 * (centre - half), 100 * (centre + half)
+
+# %% ../nbs/17_results.ipynb #c043
+LC_ENCODERS = {'random': 'Random init', 'no_kd': 'RSPNet*', 'full': 'Ours'}
+
+def learning_curve_table(df: pd.DataFrame, # rows of learning_curve.csv (RESULT_COLUMNS + epochs, steps)
+                        ) -> pd.DataFrame:
+    "Encoder × pretraining steps → linear-probe and kNN top-1 (mean over seeds) with the 95% Wilson interval of the test set."
+    rows = []
+    for (v, st), g in df.groupby(['variant', 'steps'], sort=False):
+        row = {'encoder': LC_ENCODERS.get(v, v), 'steps': int(st), 'seeds': g.seed.nunique()}
+        for proto, name in (('linear', 'linear probe'), ('knn', 'kNN')):
+            gg = g[g.protocol == proto]
+            if not len(gg): row[name] = '—'; continue
+            lo, hi = wilson_ci(gg.acc1.mean(), int(gg.n_test.iloc[0]))
+            row[name] = f'{gg.acc1.mean():.1f} [{lo:.1f}, {hi:.1f}]'
+        row['n test'] = int(g.n_test.iloc[0]); rows.append(row)
+    order = {k: i for i, k in enumerate(LC_ENCODERS.values())}
+    return pd.DataFrame(rows).sort_values(['steps', 'encoder'], key=lambda c: c.map(order) if c.name == 'encoder' else c
+                                          ).set_index(['encoder', 'steps'])
+
+# %% ../nbs/17_results.ipynb #c047
+def published_learning_curve(preset: str='quick', # preset the curve was run on
+                             root=None, # folder holding learning-curve-<preset>/; default data/results
+                            ) -> pd.DataFrame|None:
+    "The learning_curve.csv published for a preset, or None."
+    p = Path(root or project_root() / 'data' / 'results') / f'learning-curve-{preset}' / 'learning_curve.csv'
+    return pd.read_csv(p) if p.exists() else None
