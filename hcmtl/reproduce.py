@@ -27,7 +27,7 @@ __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAUL
            'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job',
            'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
            'shown_path', 'summary_markdown', 'reproduce', 'projected_time', 'learning_curve', 'plot_learning_curve',
-           'relative_text', 'publish', 'reproduce_cli']
+           'learning_curve_summary', 'relative_text', 'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -261,7 +261,8 @@ def _prepare_world(cfg: Config, world: Path, device: str) -> Path:
     "Generate the synthetic world and its teacher when they are missing."
     from hcmtl.synth import generate_world
     from hcmtl.teachers import train_synth_teacher
-    try: generate_world(cfg, world)
+    from hcmtl.engine import progress_enabled
+    try: generate_world(cfg, world, progress=progress_enabled())
     except ValueError as e: raise ConfigError(str(e)) from e  # a world of other settings (or an older generator) in the way
     if not (world / 'teacher.pt').is_file():
         t = cfg.teacher
@@ -432,6 +433,19 @@ def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
     ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
+# %% ../nbs/16_reproduce.ipynb #c031b
+def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
+                           preset: str) -> str:
+    "The markdown summary of a learning curve: what was run and the table of frozen accuracies."
+    from hcmtl.results import learning_curve_table
+    t = learning_curve_table(df).reset_index()
+    head = '| ' + ' | '.join(t.columns) + ' |\n|' + '---|' * len(t.columns) + '\n'
+    body = ''.join('| ' + ' | '.join(str(v) for v in r) + ' |\n' for r in t.itertuples(index=False))
+    return (f"# Learning curve: {preset}\n\nFrozen {', '.join(sorted(df.dataset.unique()))} top-1 (%) of the "
+            f"{', '.join(sorted(df.backbone.unique()))} encoder after each pretraining budget (each budget its own "
+            f"schedule), the random-init encoder at 0 steps; [low, high] is the 95% Wilson interval of the test set "
+            f"(seeds per point in the `seeds` column).\n\n" + head + body)
+
 # %% ../nbs/16_reproduce.ipynb #c033
 def relative_text(text: str, out) -> str:
     "Text with the machine's absolute paths made relative: the reproduction folder, then the working folder."
@@ -471,9 +485,13 @@ def _learning_curve_cli(a) -> int:
                         backbone=(a.backbones or [None])[0], overrides=a.overrides, teacher=a.teacher)
     df.to_csv(out / 'learning_curve.csv', index=False)
     plot_learning_curve(df).savefig(out / 'learning_curve.png', dpi=120)
-    from hcmtl.results import summarise
-    print(summarise(df.assign(protocol=df.protocol + '@' + df.steps.astype(str))).to_string())
+    (out / 'summary.md').write_text(learning_curve_summary(df, a.preset))
+    print((out / 'summary.md').read_text())
     print(f"learning curve: {out / 'learning_curve.csv'}, {out / 'learning_curve.png'}")
+    if a.publish:
+        dest = Path(a.publish); dest.mkdir(parents=True, exist_ok=True)
+        for f in ('learning_curve.csv', 'learning_curve.png', 'summary.md'): shutil.copyfile(out / f, dest / f)
+        print(f"published the learning curve to {dest}")
     return 0
 
 # %% ../nbs/16_reproduce.ipynb #c037
