@@ -1,4 +1,4 @@
-"""Tiny clips, tiny videos and a tiny 3-D CNN, so that every notebook's tests run in seconds.
+"""Tiny clips, tiny videos, a tiny 3-D CNN and a stand-in parsing set, so that every notebook's tests run in seconds.
 
 Docs: https://hcmtl.github.io/hcmtl/nbs/testing.html.md"""
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['moving_square_frames', 'tiny_clip', 'TinyNet3d', 'should_run']
+__all__ = ['moving_square_frames', 'tiny_clip', 'TinyNet3d', 'draw_stick_figure', 'fake_parsing_set', 'should_run']
 
 # %% ../nbs/01_testing.ipynb #c005
 def moving_square_frames(n_frames: int=16, # frames T
@@ -55,7 +55,77 @@ class TinyNet3d(nn.Module):
     def features(self, x): return self.body(x).mean((2, 3, 4))
     def forward(self, x): return self.fc(self.features(x))
 
-# %% ../nbs/01_testing.ipynb #c101
+# %% ../nbs/01_testing.ipynb #c014
+def _clutter(size: int, rng: np.random.Generator) -> np.ndarray:
+    "A noisy uniform background H×W×3 uint8 with one to three random rectangles."
+    import cv2
+    img = (rng.uniform(40, 200, 3)[None, None] + rng.normal(0, 18, (size, size, 3))).clip(0, 255).astype(np.uint8)
+    for _ in range(rng.integers(1, 4)):  # distractors
+        p0, p1 = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        cv2.rectangle(img, tuple(map(int, p0)), tuple(map(int, p1)), tuple(map(int, rng.integers(0, 256, 3))), -1)
+    return img
+
+# %% ../nbs/01_testing.ipynb #c017
+def _segment(img, lab, a, b, colour, part: int, thick: int):
+    "Draw the segment a-b into the image (colour) and into the label map (part id)."
+    import cv2
+    pt = lambda p: tuple(int(round(v)) for v in p)
+    cv2.line(img, pt(a), pt(b), colour, thick); cv2.line(lab, pt(a), pt(b), part, thick)
+
+def _figure(img, lab, size: int, rng: np.random.Generator):
+    "Draw a randomly posed stick figure: legs (parts 5, 6), torso (2), arms (3, 4) and head (1)."
+    import cv2
+    s = size * rng.uniform(0.55, 0.9)  # figure height
+    cx, top = size * rng.uniform(0.35, 0.65), size * rng.uniform(0.05, 0.95) - 0.5 * s
+    top = float(np.clip(top, -0.1 * s, size - 0.9 * s))
+    skin, shirt, trousers = (tuple(map(int, rng.integers(30, 256, 3))) for _ in range(3))
+    th = lambda f: max(1, int(round(f * s)))
+    neck, hip = np.array([cx, top + 0.17 * s]), np.array([cx + rng.normal(0, 0.02) * s, top + 0.5 * s])
+    limb = lambda root, length, ang: root + length * s * np.array([np.sin(ang), np.cos(ang)])
+    seg = lambda a, b, colour, part, thick: _segment(img, lab, a, b, colour, part, thick)
+    for side in (-1, 1):  # legs
+        knee = limb(hip + [side * 0.04 * s, 0], 0.22, side * rng.uniform(0, 0.6))
+        seg(hip + [side * 0.04 * s, 0], knee, trousers, 5, th(0.08))
+        seg(knee, limb(knee, 0.22, side * rng.uniform(-0.3, 0.5)), trousers, 6, th(0.07))
+    seg(neck + [0, 0.04 * s], hip, shirt, 2, th(0.17))  # torso
+    for side in (-1, 1):  # arms
+        shoulder = neck + [side * 0.07 * s, 0.04 * s]
+        elbow = limb(shoulder, 0.16, side * rng.uniform(0.1, 2.6))
+        seg(shoulder, elbow, shirt, 3, th(0.06))
+        seg(elbow, limb(elbow, 0.15, side * rng.uniform(0, 3.0)), skin, 4, th(0.05))
+    head = tuple(int(round(v)) for v in neck - [0, 0.08 * s]); r = th(0.075)
+    cv2.circle(img, head, r, skin, -1); cv2.circle(lab, head, r, 1, -1)
+
+# %% ../nbs/01_testing.ipynb #c019
+def draw_stick_figure(size: int=64, # image side
+                      rng: np.random.Generator|None=None, # random source
+                     ) -> tuple:
+    "One RGB image (H×W×3 uint8) of a posed stick figure over clutter and its part labels (H×W uint8, 0..6)."
+    rng = rng or np.random.default_rng()
+    img, lab = _clutter(size, rng), np.zeros((size, size), np.uint8)
+    _figure(img, lab, size, rng)
+    img = (img.astype(np.int16) + rng.normal(0, 6, img.shape)).clip(0, 255).astype(np.uint8)
+    return img, lab
+
+# %% ../nbs/01_testing.ipynb #c024
+def fake_parsing_set(root, # output folder (gets train/ and val/)
+                     n_train: int=32, # training images
+                     n_val: int=8, # validation images
+                     size: int=48, # image side
+                     seed: int=0, # random seed
+                    ) -> Path:
+    "Write a small LIP-like parsing set of stick figures: `{train,val}/{images,labels}/<id>.png`."
+    import cv2
+    root, rng = Path(root), np.random.default_rng(seed)
+    for split, n in (('train', n_train), ('val', n_val)):
+        (root / split / 'images').mkdir(parents=True, exist_ok=True); (root / split / 'labels').mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img, lab = draw_stick_figure(size, rng)
+            cv2.imwrite(str(root / split / 'images' / f'{i:05d}.png'), img[..., ::-1])
+            cv2.imwrite(str(root / split / 'labels' / f'{i:05d}.png'), lab)
+    return root
+
+# %% ../nbs/01_testing.ipynb #c027
 def should_run(flag: str, # 'slow' or 'cuda', the cell's nbdev flag
               ) -> bool:
     "Whether a flagged notebook cell runs here; prints one line saying why when it does not."

@@ -1,5 +1,6 @@
 """Teachers: the SCHP re-implementation against an independent functional forward pass, checkpoint refusal,
-the synthetic-world teacher through its command line, and `load_teacher`.
+the synthetic-world teacher through its command line, `load_teacher`, `prepare_default_world`, and the package's
+public names (`hcmtl.teachers` is a package of modules; everything it offered stays importable from it).
 
 The reference below is written from the published SCHP architecture (augmented CE2P on a dilated ResNet-101)
 directly on the raw state dict with `F.conv2d` and an explicit batch-norm formula whose scale is |weight| + eps
@@ -13,8 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hcmtl.core import TeacherConfig
+from hcmtl.core import TeacherConfig, get_preset
 from hcmtl import teachers as T
+from hcmtl.testing import draw_stick_figure, fake_parsing_set
 
 EPS = 1e-5
 NUM_CLASSES = 7
@@ -197,7 +199,7 @@ def test_load_teacher_schp(schp_file):
 def parsing_world(tmp_path_factory):
     "A tiny world with a LIP-like parsing set W/lip (stick figures)."
     w = tmp_path_factory.mktemp('world')
-    T.fake_parsing_set(w / 'lip', n_train=24, n_val=8, size=32, seed=3)
+    fake_parsing_set(w / 'lip', n_train=24, n_val=8, size=32, seed=3)
     return w
 
 
@@ -224,7 +226,7 @@ def test_teacher_cli_train_and_eval(parsing_world, capsys):
 @pytest.mark.skipif(not os.environ.get('HCMTL_SLOW'), reason='about a minute; set HCMTL_SLOW=1')
 def test_quick_teacher_is_useful(tmp_path):
     "Quick-preset teacher on a quick-sized stand-in set: far above the all-background mIoU (~0.13)."
-    T.fake_parsing_set(tmp_path / 'lip', n_train=400, n_val=100, size=80, seed=0)
+    fake_parsing_set(tmp_path / 'lip', n_train=400, n_val=100, size=80, seed=0)
     res = T.train_synth_teacher(tmp_path, epochs=15, size=64, width=16, verbose=False)
     assert res['miou'] > 0.5, res
 
@@ -251,7 +253,7 @@ def test_teacher_cache_from_video_file(tmp_path):
     "Build the cache from a real video file (needs hcmtl.video) and look a crop up."
     import hcmtl.video  # noqa: F401  (the cache reads frames through it)
     from hcmtl.testing import write_video
-    frames = np.stack([T.draw_stick_figure(48, np.random.default_rng(i))[0] for i in range(8)])
+    frames = np.stack([draw_stick_figure(48, np.random.default_rng(i))[0] for i in range(8)])
     video = write_video(tmp_path / 'v.avi', frames)
     teacher = T.SynthTeacher(T.SynthParsingNet(7, 4).eval())
     cache = T.TeacherCache(tmp_path / 'cache', teacher.label_names, stride=2)
@@ -284,7 +286,7 @@ def test_frame_maps_keep_the_aspect_ratio():
 def test_cache_holds_native_resolution_maps(tmp_path):
     "The cache parses whole frames at the teacher's input size; a full-frame lookup gives frame_maps back."
     teacher = T.SynthTeacher(T.SynthParsingNet(7, 4).eval(), input_size=64)
-    frames = np.stack([T.draw_stick_figure(48, np.random.default_rng(i))[0] for i in range(4)])[:, 8:40]  # 32x48
+    frames = np.stack([draw_stick_figure(48, np.random.default_rng(i))[0] for i in range(4)])[:, 8:40]  # 32x48
     cache = T.TeacherCache(tmp_path, teacher.label_names, stride=1)
     f = cache.put(teacher, 'v.avi', frames, range(4))
     meta = json.loads(str(np.load(f)['meta']))
@@ -292,3 +294,75 @@ def test_cache_holds_native_resolution_maps(tmp_path):
     want = teacher.frame_maps(torch.from_numpy(frames).permute(0, 3, 1, 2), out_size=(8, 12))
     got = cache.lookup(['v.avi'] * 4, range(4), torch.tensor([[0, 0, 32, 48, 0]] * 4), (8, 12))
     assert (got - want).abs().max() < 3 / 255
+
+
+# ---------------------------------------------------------------- the package: names, entry point, the default world
+OLD_NAMES = [  # every public name `hcmtl.teachers` offered as a single module (the stick-figure fixtures moved to hcmtl.testing)
+    'ABN', 'CheckpointError', 'ConfigError', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PART_LABELS', 'SCHPBottleneck', 'SCHPContext',
+    'SCHPDecoder', 'SCHPEdge', 'SCHPNet', 'SCHPTeacher', 'SCHP_DATASETS', 'SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_NATIVE_SIZE',
+    'SCHP_STD_BGR', 'SYNTH_TEACHER_FORMAT', 'SynthParsingNet', 'SynthTeacher', 'Teacher', 'TeacherCache', 'TeacherConfig',
+    'add_config_args', 'atomic_write_bytes', 'augment_parsing_batch', 'autocast', 'cli_errors', 'config_from_args',
+    'confusion_matrix', 'environment_record', 'evaluate_teacher', 'find_world', 'get_preset', 'iou_from_confusion',
+    'load_schp', 'load_synth_teacher', 'load_teacher', 'logger', 'middle_source_frames', 'parsing_root',
+    'read_parsing_split', 'read_schp_state_dict', 'save_synth_teacher', 'seed_everything', 'stride_ceiling_miou',
+    'teacher_cli', 'teacher_native_size', 'teacher_resolution_study', 'to_unit_float', 'train_synth_teacher']
+
+
+def test_old_names_and_entry_point():
+    import importlib, tomllib
+    missing = [n for n in OLD_NAMES if not hasattr(T, n)]
+    assert not missing, missing
+    ns = {}; exec('from hcmtl.teachers import *', ns)
+    assert {'Teacher', 'TeacherCache', 'train_synth_teacher', 'load_teacher', 'teacher_cli', 'prepare_default_world'} <= set(ns)
+    target = tomllib.loads((Path(__file__).parent.parent / 'pyproject.toml').read_text())['project']['scripts']['hcmtl-teacher']
+    mod, fn = target.split(':')
+    assert getattr(importlib.import_module(mod), fn) is T.cli.teacher_cli
+    assert T.logger.name == 'hcmtl.teachers'  # one logger for the package (the cache's warnings name it)
+
+
+@pytest.fixture
+def stubs(monkeypatch):
+    "Record generate_world and train_synth_teacher calls instead of running them."
+    import hcmtl.synth
+    calls = []
+    def gen(cfg, out, progress=True):
+        calls.append(('generate', Path(out))); Path(out, 'kinetics').mkdir(parents=True, exist_ok=True)
+        Path(out, 'world.json').write_text('{}'); return Path(out)
+    def train(world, out, **kw): calls.append(('train', Path(out), kw)); Path(out).write_bytes(b'x')
+    monkeypatch.setattr(hcmtl.synth, 'generate_world', gen)
+    monkeypatch.setattr(T, 'train_synth_teacher', train)
+    return calls
+
+
+def test_prepare_default_world(tmp_path, stubs, caplog):
+    from hcmtl.core import apply_overrides
+    smoke, w = get_preset('smoke'), tmp_path / 'w'
+    assert T.prepare_default_world(smoke, w, device='cpu') == w.absolute()
+    assert [c[0] for c in stubs] == ['generate', 'train'] and 'generating it' in caplog.text and 'training it' in caplog.text
+    kw = stubs[1][2]
+    assert (kw['epochs'], kw['size'], kw['width'], kw['seed'], kw['device']) == (
+        smoke.teacher.train_epochs, smoke.teacher.train_size, smoke.teacher.width, 0, 'cpu')
+    assert T.prepare_default_world(smoke, w) == w.absolute() and len(stubs) == 2       # both there: nothing to do
+    T.prepare_default_world(smoke, w, verify=True); assert stubs[-1][0] == 'generate'  # verify runs the generator
+    v = tmp_path / 'v'
+    T.prepare_default_world(smoke, v, teacher=False); assert stubs[-1] == ('generate', v.absolute())  # no teacher asked
+    assert not (v / 'teacher.pt').exists()
+    T.prepare_default_world(apply_overrides(smoke, ['teacher.path=/some/teacher.pt']), tmp_path / 'p')
+    assert not (tmp_path / 'p' / 'teacher.pt').exists()                                # a given teacher is not trained
+    assert T.prepare_default_world(apply_overrides(smoke, [f'data.root={tmp_path}'])) is None   # real data
+    assert T.prepare_default_world(get_preset('paper'), w) is None
+
+
+def test_prepare_default_world_refuses_other_settings(tmp_path, monkeypatch):
+    import hcmtl.synth
+    def gen(cfg, out, progress=True): raise ValueError(f"{out}/world.json: this world was generated with seed 1")
+    monkeypatch.setattr(hcmtl.synth, 'generate_world', gen)
+    with pytest.raises(T.ConfigError, match='generated with seed 1'):
+        T.prepare_default_world(get_preset('smoke'), tmp_path, teacher=False, verify=True)
+
+
+def test_prepare_default_world_keeps_a_complete_world(smoke_world, monkeypatch):  # smoke_world: read-only
+    import hcmtl.synth
+    monkeypatch.setattr(hcmtl.synth, 'generate_world', lambda *a, **k: pytest.fail('generated again'))
+    monkeypatch.setattr(T, 'train_synth_teacher', lambda *a, **k: pytest.fail('trained again'))
+    assert T.prepare_default_world(get_preset('smoke'), smoke_world) == smoke_world.absolute()
