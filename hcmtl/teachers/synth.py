@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from ..core import IMAGENET_MEAN, IMAGENET_STD, CheckpointError, atomic_write_bytes, environment_record, seed_everything
 from ..accel import autocast, grad_scaler, resolve_precision
@@ -48,15 +49,17 @@ class SynthParsingNet(nn.Module):
         self.up4 = nn.Sequential(_cbr(6 * w, 4 * w), _cbr(4 * w, 4 * w))
         self.classifier = nn.Conv2d(4 * w, num_classes, 1)
 
-    def forward(self, x):
-        "Parsing logits at 1/4 of the input resolution."
-        x4 = self.down4(self.stem(x)); x8 = self.down8(x4); x16 = self.down16(x8)
-        up = lambda a, ref: F.interpolate(a, size=ref.shape[-2:], mode='bilinear', align_corners=False)
-        c = self.context(torch.cat([up(p(x16), x16) for p in self.pool] + [x16], 1))
-        y = self.up8(torch.cat([up(c, x8), x8], 1))
-        return self.classifier(self.up4(torch.cat([up(y, x4), x4], 1)))
+# %% ../../nbs/07c_synth_teacher.ipynb #c009
+@patch
+def forward(self: SynthParsingNet, x):
+    "Parsing logits at 1/4 of the input resolution."
+    x4 = self.down4(self.stem(x)); x8 = self.down8(x4); x16 = self.down16(x8)
+    up = lambda a, ref: F.interpolate(a, size=ref.shape[-2:], mode='bilinear', align_corners=False)
+    c = self.context(torch.cat([up(p(x16), x16) for p in self.pool] + [x16], 1))
+    y = self.up8(torch.cat([up(c, x8), x8], 1))
+    return self.classifier(self.up4(torch.cat([up(y, x4), x4], 1)))
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c010
+# %% ../../nbs/07c_synth_teacher.ipynb #c012
 def _affine_crops(n, size, gen, scale=(0.4, 1.0), ratio=(3/4, 4/3), flip_p=0.5):
     "Sampling grids of random resized crops + flips for a batch (normalised coordinates)."
     area = torch.empty(n).uniform_(*scale, generator=gen)
@@ -68,7 +71,7 @@ def _affine_crops(n, size, gen, scale=(0.4, 1.0), ratio=(3/4, 4/3), flip_p=0.5):
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, cx, h, cy
     return F.affine_grid(theta, (n, 1, size, size), align_corners=False)
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c012
+# %% ../../nbs/07c_synth_teacher.ipynb #c014
 def _jitter(x, gen, strength=0.3, gray_p=0.1):
     "Per-image brightness, contrast, saturation jitter and random greyscale on [0,1] RGB."
     n = x.shape[0]
@@ -80,7 +83,7 @@ def _jitter(x, gen, strength=0.3, gray_p=0.1):
     g = (torch.rand(n, 1, 1, 1, generator=gen) < gray_p).to(x)
     return (x * (1 - g) + gray * g).clamp(0, 1)
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c014
+# %% ../../nbs/07c_synth_teacher.ipynb #c016
 def augment_parsing_batch(images: torch.Tensor, # uint8 N×3×H×W
                           labels: torch.Tensor, # uint8 N×H×W
                           size: int, # output side
@@ -92,7 +95,7 @@ def augment_parsing_batch(images: torch.Tensor, # uint8 N×3×H×W
     y = F.grid_sample(labels[:, None].float(), grid, mode='nearest', padding_mode='border', align_corners=False)
     return _jitter(x, gen), y[:, 0].long()
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c017
+# %% ../../nbs/07c_synth_teacher.ipynb #c019
 SYNTH_TEACHER_FORMAT = 'hcmtl-synth-teacher-v1'
 
 class SynthTeacher(Teacher):
@@ -106,7 +109,7 @@ class SynthTeacher(Teacher):
         super().__init__(net.eval(), label_names, IMAGENET_MEAN, IMAGENET_STD, bgr=False, input_size=input_size, amp=amp)
         self.meta = meta or {}
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c019
+# %% ../../nbs/07c_synth_teacher.ipynb #c021
 def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
                        input_size: int|tuple|None=None, # resolution it runs at; None = the frames' own size
                        amp: bool|str=True, # autocast: True = the device's fast precision, False = fp32, or a precision name
@@ -126,7 +129,7 @@ def load_synth_teacher(path, # checkpoint written by `train_synth_teacher`
     meta = {k: v for k, v in ck.items() if k not in ('state_dict',)}
     return SynthTeacher(net, ck['label_names'], input_size=input_size, amp=amp, meta=meta)
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c020
+# %% ../../nbs/07c_synth_teacher.ipynb #c022
 def _save_atomic(obj, path: Path):
     buf = io.BytesIO(); torch.save(obj, buf)
     atomic_write_bytes(buf.getvalue(), path)
@@ -146,7 +149,7 @@ def save_synth_teacher(net: SynthParsingNet, # the network to save
     _save_atomic(ck, path)
     return path
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c022
+# %% ../../nbs/07c_synth_teacher.ipynb #c024
 @torch.no_grad()
 def _recalibrate_bn(net, images, labels, size, batch_size, gen):
     "Replace the BN running statistics by exact averages over one augmented pass of the training set."
@@ -159,7 +162,7 @@ def _recalibrate_bn(net, images, labels, size, batch_size, gen):
     for m in bns: m.momentum = 0.1
     net.eval()
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c024
+# %% ../../nbs/07c_synth_teacher.ipynb #c026
 def _teacher_epoch(net, opt, sched, scaler, images, labels, size: int, batch_size: int, gen, precision: str) -> float:
     "One pass over the training frames; the mean loss."
     net.train(); dev = images.device
@@ -175,7 +178,7 @@ def _teacher_epoch(net, opt, sched, scaler, images, labels, size: int, batch_siz
         tot += loss.item()
     return tot / steps
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c026
+# %% ../../nbs/07c_synth_teacher.ipynb #c028
 @torch.no_grad()
 def _prior_init(net: SynthParsingNet, labels: torch.Tensor) -> SynthParsingNet:
     "Set the classifier bias to the log class frequencies of `labels` (mostly background) instead of uniform."
@@ -183,7 +186,7 @@ def _prior_init(net: SynthParsingNet, labels: torch.Tensor) -> SynthParsingNet:
     net.classifier.bias.copy_((freq / freq.sum()).log().to(net.classifier.bias.device))
     return net
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c029
+# %% ../../nbs/07c_synth_teacher.ipynb #c031
 def _fit_teacher(net, images, labels, epochs: int, size: int, batch_size: int, lr: float, gen, precision: str,
                  report=None, # called with (epoch, loss) after each epoch
                 ) -> list:
@@ -197,7 +200,7 @@ def _fit_teacher(net, images, labels, epochs: int, size: int, batch_size: int, l
         if report: report(ep, history[-1])
     return history
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c032
+# %% ../../nbs/07c_synth_teacher.ipynb #c034
 def _save_teacher_run(net, out_file: Path, size: int, label_names, metrics: dict, train: dict, verbose: bool):
     "Write the checkpoint and `<out_file>.json`; print the validation scores when `verbose`."
     save_synth_teacher(net, out_file, size, label_names, metrics, train)
@@ -208,7 +211,7 @@ def _save_teacher_run(net, out_file: Path, size: int, label_names, metrics: dict
         print(f"validation mIoU {metrics['miou']:.3f} on {metrics['frames']} frames ({per}); "
               f"pixel accuracy {metrics['pixel_acc']:.3f}; {train['seconds']}s; saved {out_file}")
 
-# %% ../../nbs/07c_synth_teacher.ipynb #c034
+# %% ../../nbs/07c_synth_teacher.ipynb #c036
 def train_synth_teacher(data_dir, # world root W (reads W/lip) or a parsing-set folder
                         out_file=None, # checkpoint to write; None = <W>/teacher.pt
                         epochs: int=15, # passes over the training split
