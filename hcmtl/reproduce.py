@@ -19,6 +19,7 @@ from .core import (Config, ConfigError, ModelConfig, apply_overrides, config_has
 from .results import read_paper_tables, results_table, frozen_table, table_markdown, plot_ablation, RESULT_COLUMNS
 from .cam import run_cams, cam_energy_table, cam_figure, save_cam_gif
 from .metrics import linear_probe, knn_accuracy
+from .teachers import prepare_default_world
 from .config import add_config_args, cli_errors, config_overrides, config_preset, handle_print_config
 
 
@@ -257,19 +258,6 @@ def cam_comparison(runs: dict, # row name -> fine-tuning run dir, e.g. {'RSPNet*
     return {**summary, 'table_df': table}
 
 # %% ../nbs/16_reproduce.ipynb #c021
-def _prepare_world(cfg: Config, world: Path, device: str) -> Path:
-    "Generate the synthetic world and its teacher when they are missing."
-    from hcmtl.synth import generate_world
-    from hcmtl.teachers import train_synth_teacher
-    from hcmtl.engine import progress_enabled
-    try: generate_world(cfg, world, progress=progress_enabled())
-    except ValueError as e: raise ConfigError(str(e)) from e  # a world of other settings (or an older generator) in the way
-    if not (world / 'teacher.pt').is_file():
-        t = cfg.teacher
-        train_synth_teacher(world, world / 'teacher.pt', epochs=t.train_epochs, size=t.train_size, width=t.width,
-                            seed=0, device='cuda' if device != 'cpu' and torch.cuda.is_available() else 'cpu')
-    return world
-
 def _timed(msg):
     class T:
         def __enter__(s): s.t = time.perf_counter(); log.info("start: %s", msg); return s
@@ -353,7 +341,7 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
         synthetic = preset != 'paper'
         world = Path(data or Path('data') / 'synth' / preset).resolve()
         if synthetic:
-            with _timed(f"synthetic world {shown_path(world)} and its teacher"): _prepare_world(base, world, base.device)
+            with _timed(f"synthetic world {shown_path(world)} and its teacher"): prepare_default_world(base, world, verify=True)
         elif data is None: raise ConfigError("config field `data.root`: the paper preset needs --data with kinetics/, ucf101/, hmdb51/")
         elif not world.is_dir(): raise ConfigError(f"config field `data.root`: path does not exist: {world}")
         if not synthetic and teacher is None and base.teacher.path is None:
@@ -480,7 +468,7 @@ def _learning_curve_cli(a) -> int:
     base = validate(apply_overrides(get_preset(a.preset), a.overrides))
     out = Path(a.out or Path(base.out) / f'learning-curve-{a.preset}'); out.mkdir(parents=True, exist_ok=True)
     world = Path(a.data or Path('data') / 'synth' / a.preset).resolve()
-    if a.preset != 'paper': _prepare_world(base, world, base.device)
+    if a.preset != 'paper': prepare_default_world(base, world, verify=True)
     df = learning_curve(a.preset, a.learning_curve, out, world, seeds=_seeds(a.seeds, a.preset),
                         backbone=(a.backbones or [None])[0], overrides=a.overrides, teacher=a.teacher)
     df.to_csv(out / 'learning_curve.csv', index=False)
