@@ -27,8 +27,9 @@ from .config import add_config_args, cli_errors, config_overrides, config_preset
 __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES',
            'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job',
            'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
-           'shown_path', 'summary_markdown', 'reproduce', 'projected_time', 'learning_curve', 'plot_learning_curve',
-           'learning_curve_summary', 'relative_text', 'publish', 'reproduce_cli']
+           'shown_path', 'summary_markdown', 'run_timing', 'timing_markdown', 'reproduce', 'projected_time',
+           'learning_curve', 'plot_learning_curve', 'learning_curve_summary', 'relative_text', 'publish',
+           'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -316,6 +317,26 @@ def _seeds(seeds, preset) -> list:
     if isinstance(seeds, (list, tuple)): return list(seeds)
     return list(range(seeds if isinstance(seeds, int) else DEFAULT_SEEDS[preset]))
 
+# %% ../nbs/16_reproduce.ipynb #c024b
+def run_timing(times: list, # jobs.csv rows of this invocation
+               world_s: float, cam_s: float, total_s: float, # seconds of the other stages and of the whole run
+               device: str='cpu') -> dict:
+    "Wall seconds per stage (jobs by kind, reused jobs counted as 0) and the machine they ran on."
+    from hcmtl.bench import device_name
+    from hcmtl.core import get_device
+    ran = [t for t in times if t['how'] != 'reused']
+    kinds = {k: round(sum(t['seconds'] for t in ran if t['kind'] == k), 1) for k in ('pretrain', 'probe', 'finetune')}
+    return {'world_and_teacher_s': round(world_s, 1), **{f'{k}_s': v for k, v in kinds.items()}, 'cam_s': round(cam_s, 1),
+            'total_s': round(total_s, 1), 'jobs_run': len(ran), 'jobs_reused': len(times) - len(ran),
+            'machine': device_name(get_device(device))}
+
+def timing_markdown(t: dict) -> str:
+    "The summary's time line."
+    parts = ', '.join(f"{k[:-2].replace('_', ' ')} {t[k] / 60:.1f}" for k in
+                      ('world_and_teacher_s', 'pretrain_s', 'probe_s', 'finetune_s', 'cam_s'))
+    return (f"\n\nWall time: {t['total_s'] / 60:.1f} min on {t['machine']} ({parts} min; "
+            f"{t['jobs_run']} jobs ran, {t['jobs_reused']} reused).\n")
+
 # %% ../nbs/16_reproduce.ipynb #c025
 def reproduce(preset: str='quick', # smoke, quick, synth or paper
               seeds=None, # number of seeds, or a list of seeds; None = the preset's default
@@ -341,25 +362,27 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
         synthetic = preset != 'paper'
         world = Path(data or Path('data') / 'synth' / preset).resolve()
         if synthetic:
-            with _timed(f"synthetic world {shown_path(world)} and its teacher"): prepare_default_world(base, world, verify=True)
+            with _timed(f"synthetic world {shown_path(world)} and its teacher") as tw: prepare_default_world(base, world, verify=True)
         elif data is None: raise ConfigError("config field `data.root`: the paper preset needs --data with kinetics/, ucf101/, hmdb51/")
         elif not world.is_dir(): raise ConfigError(f"config field `data.root`: path does not exist: {world}")
         if not synthetic and teacher is None and base.teacher.path is None:
             raise ConfigError("config field `teacher.path`: the paper preset needs --teacher (a released SCHP checkpoint)")
         jobs = plan_reproduction(preset, seeds, out, world, teacher, overrides, backbones, variants, datasets,
                                  finetune_on=finetune_on)
-        _run_all(jobs, overrides, nproc, out)
+        times = _run_all(jobs, overrides, nproc, out)
         df, paper = collect_results(jobs, out), read_paper_tables()
         fig = plot_ablation(df, paper, title=f"ablation, preset {preset} (mean ± 95% CI over {len(seeds)} seed(s))")
         fig.savefig(out / 'ablation.png', dpi=120)
         camsum, runs = None, _cam_runs(jobs, (finetune_on or datasets)[0], backbones[0], seeds[0]) if cam else {}
         if runs:
-            with _timed("CAM figure and energy"):
+            with _timed("CAM figure and energy") as tcam:
                 camsum = cam_comparison(runs, out / 'cam', world if synthetic else None, CAM_CLIPS.get(preset, 48))
         what = f"synthetic world {shown_path(world)}" if synthetic else f"data {shown_path(world)}"
         md = summary_markdown(preset, df, paper, what, seeds, base.data.fold, camsum['table_df'] if camsum else None)
-        (out / 'summary.md').write_text(md)
         total = time.perf_counter() - t0
+        timing = run_timing(times, tw.dt if synthetic else 0.0, tcam.dt if camsum else 0.0, total, base.device)
+        (out / 'timing.json').write_text(json.dumps(timing, indent=1))
+        (out / 'summary.md').write_text(md + timing_markdown(timing))
         log.info("reproduction finished in %.1f min", total / 60)
         return {'table1': results_table(df, paper, 1), 'table2': results_table(df, paper, 2), 'frozen': frozen_table(df),
                 'results': df, 'cam': camsum, 'out': out, 'summary': out / 'summary.md', 'minutes': total / 60}
@@ -441,7 +464,7 @@ def relative_text(text: str, out) -> str:
         text = text.replace(str(base) + os.sep, '' if rel == '.' else rel).replace(str(base), rel)
     return text
 
-PUBLISHED = ('results.csv', 'summary.md', 'ablation.png', 'jobs.csv', 'reproduce.log', 'cam/cam.json', 'cam/cam.gif')
+PUBLISHED = ('results.csv', 'summary.md', 'timing.json', 'ablation.png', 'jobs.csv', 'reproduce.log', 'cam/cam.json', 'cam/cam.gif')
 
 def publish(out, # a reproduction folder
             dest, # folder to copy the artefacts into
