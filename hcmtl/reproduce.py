@@ -399,6 +399,10 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
     kinds = pd.Series([j.kind for j in jobs]).value_counts().to_dict()
     lines = [f"preset {preset}: {len(seeds)} seed(s), backbones {', '.join(backbones)}; jobs: "
              + ', '.join(f"{kinds[k]} {k}" for k in ('pretrain', 'finetune', 'probe') if k in kinds)]
+    from hcmtl.results import project_root
+    if (tj := project_root() / 'data' / 'results' / preset / 'timing.json').is_file():  # what the last published run took
+        t = json.loads(tj.read_text())
+        lines.append(f"last published run ({shown_path(tj)}): {t['total_s'] / 60:.1f} min wall on {t['machine']}")
     gpu_csv = Path(gpu_csv or BENCH_DIR / 'gpu' / 'gpu_check.csv')
     if not gpu_csv.is_file():
         return '\n'.join(lines + [f"no GPU step costs at {shown_path(gpu_csv)}: run tools/gpu_check.sh on a GPU to project the time"])
