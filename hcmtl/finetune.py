@@ -33,6 +33,7 @@ from .backbones import read_state_dict
 from .metrics import (AVERAGES, RECALL_KS, classification_report, linear_probe, load_cached_features,
                            retrieval_recall, save_cached_features, video_scores, write_predictions)
 from .config import add_config_args, cli_errors, config_from_args
+from .teachers import prepare_default_world
 
 
 # %% auto #0
@@ -73,14 +74,8 @@ def downstream_root(cfg: Config, # its data.root (a world or a dataset root) and
 
 # %% ../nbs/14_finetune.ipynb #c013
 def ensure_world(cfg: Config) -> Path|None:
-    "Generate the preset's default synthetic world when `data.root` is unset and it is missing; its path (None for real data)."
-    if cfg.data.root or cfg.preset == 'paper': return None
-    world = world_root(cfg).absolute()
-    if not (world / 'world.json').is_file():
-        log.warning(f"no synthetic world for preset {cfg.preset!r}: generating it in {world} (as hcmtl-reproduce does)")
-        from hcmtl.synth import generate_world
-        generate_world(cfg, world, progress=progress_enabled())
-    return world
+    "The preset's default synthetic world, generated when `data.root` is unset and it is missing (None for real data)."
+    return prepare_default_world(cfg, teacher=False)
 
 # %% ../nbs/14_finetune.ipynb #c015
 @dataclass
@@ -522,7 +517,7 @@ def finetune(cfg: Config|None, # configuration (None with `resume`: the run's ow
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     di = setup_distributed(cfg.device)
     try:
-        if cfg.data.root is None: on_main(lambda: ensure_world(cfg), di)
+        if cfg.data.root is None: on_main(lambda: prepare_default_world(cfg, teacher=False), di)
         ident = {'dataset': dataset, 'fold': cfg.data.fold, 'pretrained_sha256': pre.sha256}
         with RunDir(out, 'finetune', cfg, di, resume=resume is not None, identity=ident, name=f'finetune-{dataset}') as rd:
             if rd.existing and (rd.path / 'metrics.json').is_file():
