@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/reproduce.html.md"""
 
 # %% ../nbs/16_reproduce.ipynb #c002
 from __future__ import annotations
-import argparse, dataclasses, json, logging, os, shutil, subprocess, sys, time
+import argparse, contextlib, dataclasses, json, logging, os, shutil, subprocess, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,6 +337,36 @@ def timing_markdown(t: dict) -> str:
     return (f"\n\nWall time: {t['total_s'] / 60:.1f} min on {t['machine']} ({parts} min; "
             f"{t['jobs_run']} jobs ran, {t['jobs_reused']} reused).\n")
 
+# %% ../nbs/16_reproduce.ipynb #c024d0
+@contextlib.contextmanager
+def _log_to(path: Path):
+    "Also write this module's log lines to `path` while the block runs."
+    fh = logging.FileHandler(path); fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+    log.addHandler(fh); log.setLevel(logging.INFO)
+    try: yield
+    finally: log.removeHandler(fh); fh.close()
+
+# %% ../nbs/16_reproduce.ipynb #c024d1
+def _input_data(preset: str, base: Config, data, teacher) -> tuple:
+    "(data root, synthetic?, seconds preparing it): the synthetic world and teacher made ready, or real data checked."
+    world = Path(data or Path('data') / 'synth' / preset).resolve()
+    if preset != 'paper':
+        with _timed(f"synthetic world {shown_path(world)} and its teacher") as tw: prepare_default_world(base, world, verify=True)
+        return world, True, tw.dt
+    if data is None: raise ConfigError("config field `data.root`: the paper preset needs --data with kinetics/, ucf101/, hmdb51/")
+    if not world.is_dir(): raise ConfigError(f"config field `data.root`: path does not exist: {world}")
+    if teacher is None and base.teacher.path is None:
+        raise ConfigError("config field `teacher.path`: the paper preset needs --teacher (a released SCHP checkpoint)")
+    return world, False, 0.0
+
+# %% ../nbs/16_reproduce.ipynb #c024d2
+def _cam_stage(jobs, out: Path, world, preset: str, dataset: str, backbone: str, seed: int) -> tuple:
+    "(CAM summary or None, seconds): Fig. 3 on the first seed's fine-tuned no_kd and full runs."
+    runs = _cam_runs(jobs, dataset, backbone, seed)
+    if not runs: return None, 0.0
+    with _timed("CAM figure and energy") as t: s = cam_comparison(runs, out / 'cam', world, CAM_CLIPS.get(preset, 48))
+    return s, t.dt
+
 # %% ../nbs/16_reproduce.ipynb #c025
 def reproduce(preset: str='quick', # smoke, quick, synth or paper
               seeds=None, # number of seeds, or a list of seeds; None = the preset's default
@@ -355,39 +385,25 @@ def reproduce(preset: str='quick', # smoke, quick, synth or paper
     seeds, backbones = _seeds(seeds, preset), tuple(backbones or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES))
     finetune_on = finetune_on or DEFAULT_FINETUNE_ON.get(preset)
     out = Path(out or Path(base.out) / f'reproduce-{preset}'); out.mkdir(parents=True, exist_ok=True)
-    fh = logging.FileHandler(out / 'reproduce.log'); fh.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
-    log.addHandler(fh); log.setLevel(logging.INFO)
     t0 = time.perf_counter()
-    try:
-        synthetic = preset != 'paper'
-        world = Path(data or Path('data') / 'synth' / preset).resolve()
-        if synthetic:
-            with _timed(f"synthetic world {shown_path(world)} and its teacher") as tw: prepare_default_world(base, world, verify=True)
-        elif data is None: raise ConfigError("config field `data.root`: the paper preset needs --data with kinetics/, ucf101/, hmdb51/")
-        elif not world.is_dir(): raise ConfigError(f"config field `data.root`: path does not exist: {world}")
-        if not synthetic and teacher is None and base.teacher.path is None:
-            raise ConfigError("config field `teacher.path`: the paper preset needs --teacher (a released SCHP checkpoint)")
+    with _log_to(out / 'reproduce.log'):
+        world, synthetic, world_s = _input_data(preset, base, data, teacher)
         jobs = plan_reproduction(preset, seeds, out, world, teacher, overrides, backbones, variants, datasets,
                                  finetune_on=finetune_on)
         times = _run_all(jobs, overrides, nproc, out)
         df, paper = collect_results(jobs, out), read_paper_tables()
-        fig = plot_ablation(df, paper, title=f"ablation, preset {preset} (mean ± 95% CI over {len(seeds)} seed(s))")
-        fig.savefig(out / 'ablation.png', dpi=120)
-        camsum, runs = None, _cam_runs(jobs, (finetune_on or datasets)[0], backbones[0], seeds[0]) if cam else {}
-        if runs:
-            with _timed("CAM figure and energy") as tcam:
-                camsum = cam_comparison(runs, out / 'cam', world if synthetic else None, CAM_CLIPS.get(preset, 48))
+        plot_ablation(df, paper, title=f"ablation, preset {preset} (mean ± 95% CI over {len(seeds)} seed(s))"
+                      ).savefig(out / 'ablation.png', dpi=120)
+        camsum, cam_s = _cam_stage(jobs, out, world if synthetic else None, preset, (finetune_on or datasets)[0],
+                                   backbones[0], seeds[0]) if cam else (None, 0.0)
         what = f"synthetic world {shown_path(world)}" if synthetic else f"data {shown_path(world)}"
         md = summary_markdown(preset, df, paper, what, seeds, base.data.fold, camsum['table_df'] if camsum else None)
-        total = time.perf_counter() - t0
-        timing = run_timing(times, tw.dt if synthetic else 0.0, tcam.dt if camsum else 0.0, total, base.device)
+        timing = run_timing(times, world_s, cam_s, time.perf_counter() - t0, base.device)
         (out / 'timing.json').write_text(json.dumps(timing, indent=1))
         (out / 'summary.md').write_text(md + timing_markdown(timing))
-        log.info("reproduction finished in %.1f min", total / 60)
-        return {'table1': results_table(df, paper, 1), 'table2': results_table(df, paper, 2), 'frozen': frozen_table(df),
-                'results': df, 'cam': camsum, 'out': out, 'summary': out / 'summary.md', 'minutes': total / 60}
-    finally:
-        log.removeHandler(fh); fh.close()
+        log.info("reproduction finished in %.1f min", timing['total_s'] / 60)
+    return {'table1': results_table(df, paper, 1), 'table2': results_table(df, paper, 2), 'frozen': frozen_table(df),
+            'results': df, 'cam': camsum, 'out': out, 'summary': out / 'summary.md', 'minutes': timing['total_s'] / 60}
 
 # %% ../nbs/16_reproduce.ipynb #c027
 def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_csv=None) -> str:
