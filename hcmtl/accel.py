@@ -6,7 +6,7 @@ Docs: https://hcmtl.github.io/hcmtl/nbs/accel.html.md"""
 
 # %% ../nbs/11a_accel.ipynb #c002
 from __future__ import annotations
-import contextlib, functools, json, os, platform
+import contextlib, ctypes, functools, json, os, platform
 from pathlib import Path
 
 import torch
@@ -15,9 +15,10 @@ from torch import nn
 from .core import PRECISIONS, ConfigError, default_workers
 
 # %% auto #0
-__all__ = ['BF16_FLAGS', 'DTYPES', 'cpu_flags', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_of', 'autocast',
-           'grad_scaler', 'to_channels_last', 'channels_last_pays', 'resolve_channels_last', 'use_channels_last',
-           'cpu_threads', 'configure_backends', 'maybe_compile', 'describe_precision', 'record_environment']
+__all__ = ['BF16_FLAGS', 'DTYPES', 'MALLOC_KEEP_MB', 'cpu_flags', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_of',
+           'autocast', 'grad_scaler', 'to_channels_last', 'channels_last_pays', 'resolve_channels_last',
+           'use_channels_last', 'tune_cpu_allocator', 'cpu_threads', 'configure_backends', 'maybe_compile',
+           'describe_precision', 'record_environment']
 
 # %% ../nbs/11a_accel.ipynb #c005
 BF16_FLAGS = ('amx_bf16', 'avx512_bf16')  # CPU flags of native bf16 matrix units
@@ -114,6 +115,21 @@ def use_channels_last(device: torch.device, enabled: str|bool=True) -> bool:
     "Whether the channels_last layouts are used (the trainers' name for `resolve_channels_last`)."
     return resolve_channels_last(device, enabled)
 
+# %% ../nbs/11a_accel.ipynb #c023a
+MALLOC_KEEP_MB = 1024  # freed CPU memory glibc keeps for reuse ($HCMTL_MALLOC_KEEP_MB; 0: glibc's defaults)
+_allocator = {'keep_mb': None}  # what `tune_cpu_allocator` set in this process
+
+def tune_cpu_allocator(keep_mb: int|None=None, # MiB (None: $HCMTL_MALLOC_KEEP_MB, else MALLOC_KEEP_MB; 0: leave glibc alone)
+                      ) -> int|None:
+    "Serve large CPU tensors from glibc's heap and keep freed memory for reuse; the MiB set, or None where not applied."
+    keep = int(os.environ.get('HCMTL_MALLOC_KEEP_MB', MALLOC_KEEP_MB)) if keep_mb is None else int(keep_mb)
+    mallopt = getattr(ctypes.CDLL(None), 'mallopt', None) if platform.system() == 'Linux' else None
+    if keep <= 0 or mallopt is None: return None
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, n = -1, -3, min(keep << 20, 2**31 - 1)
+    if not (mallopt(M_MMAP_THRESHOLD, n) and mallopt(M_TRIM_THRESHOLD, n)): return None
+    _allocator['keep_mb'] = keep
+    return keep
+
 # %% ../nbs/11a_accel.ipynb #c024
 def cpu_threads(workers: int|None=None, # DataLoader workers sharing the cores (None = the default count)
                ) -> int:
@@ -127,8 +143,8 @@ def configure_backends(device: torch.device, # the device of the run
                        deterministic: bool=False, # reproducible kernels instead of the fastest ones
                        workers: int|None=None, # DataLoader workers (CPU runs size torch's thread pool with it)
                       ):
-    "cuDNN benchmark and TF32 on CUDA; on CPU, one thread per core the workers leave; deterministic kernels when asked."
-    if torch.device(device).type == 'cpu': torch.set_num_threads(cpu_threads(workers))
+    "cuDNN benchmark and TF32 on CUDA; on CPU, one thread per core the workers leave and the tuned allocator; deterministic kernels when asked."
+    if torch.device(device).type == 'cpu': torch.set_num_threads(cpu_threads(workers)); tune_cpu_allocator()
     if torch.device(device).type == 'cuda':
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not deterministic
@@ -160,7 +176,8 @@ def describe_precision(device: torch.device, # the device of the run
         d.update(device_name=torch.cuda.get_device_name(dev), cuda_bf16=torch.cuda.is_bf16_supported(including_emulation=False))
     else:
         d.update(device_name=platform.processor() or platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
-                 cpu_bf16_units=sorted(f for f in cpu_flags() if f in BF16_FLAGS), cpu_fast_bf16=cpu_has_fast_bf16())
+                 cpu_bf16_units=sorted(f for f in cpu_flags() if f in BF16_FLAGS), cpu_fast_bf16=cpu_has_fast_bf16(),
+                 cpu_malloc_keep_mb=_allocator['keep_mb'])
     return d
 
 # %% ../nbs/11a_accel.ipynb #c030

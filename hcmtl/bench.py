@@ -641,7 +641,7 @@ def row_header(cfg: Config, device, setting: str, **run) -> dict:
             'clip': f"3x{d.clip_len}x{d.size}x{d.size}", 'batch': tc.batch_size, 'setting': setting,
             'precision': p['precision'], 'precision_setting': precision_of(tc), 'channels_last': p['channels_last'],
             'compile': tc.compile, 'cpu_bf16_units': ' '.join(p.get('cpu_bf16_units', [])) or None,
-            'torch_threads': torch.get_num_threads(), **run}
+            'torch_threads': torch.get_num_threads(), 'cpu_malloc_keep_mb': p.get('cpu_malloc_keep_mb'), **run}
 
 # %% ../nbs/18_bench.ipynb #c075
 def measure_backbones(rows: dict, cfgs: dict, device, warmup: int, iters: int):
@@ -788,6 +788,7 @@ def run_bench(cfg: Config, # from `bench_config`
     "Measure one configuration (and its baseline); returns the tuned row (+ 'baseline_row', 'profile_table')."
     check_phases(phases)
     dev = get_device(cfg.device)
+    configure_backends(dev)  # threads and allocator as the trainers set them
     if threads: torch.set_num_threads(threads)
     cfgs = bench_settings(cfg, dev, False if baseline is None and set(phases) <= {'e2e'} else baseline)  # nothing to compare
     rows = {k: row_header(c, dev, k, readback=readback, warmup=warmup, iters=iters, phases='+'.join(phases))
@@ -1005,7 +1006,7 @@ def side_by_side(df: 'pd.DataFrame', # rows of one or more `run_bench` runs with
         if t.get('setting') != 'tuned' or b.get('setting') != 'baseline' or b.backbone != t.backbone: continue
         for m in metrics:
             if m in df and pd.notna(t[m]) and pd.notna(b[m]):
-                out.append({'backbone': t.backbone, 'variant': t.variant, 'compile': t.compile, 'metric': m,
+                out.append({'cpu': t.device_name.split(' (')[0], 'backbone': t.backbone, 'variant': t.variant, 'compile': t.compile, 'metric': m,
                             'baseline (fp32)': b[m], f'tuned ({t.precision}, cl {"on" if t.channels_last else "off"})': t[m],
                             'ratio': t[m] / b[m]})
     return pd.DataFrame(out)

@@ -18,7 +18,7 @@ from torch import nn
 
 from .core import (Config, ConfigError, apply_overrides, config_hash, config_to_dict, default_workers, get_preset,
                         load_config, resolve_recipe, seed_everything, validate, world_root)
-from .accel import describe_precision, grad_scaler, precision_of
+from .accel import DTYPES, describe_precision, grad_scaler, precision_of, resolve_precision
 from .engine import (CLI_EPILOG, CheckpointError, CSVLogger, DistInfo, Loop, NonFiniteLossError, Preempted, RunDir,
                           RunDirError, SeededDataset, Task, atomic_torch_save, autocast, base_lr, cleanup_distributed,
                           configure_backends, fit, gather_objects, list_checkpoints, make_loader, make_sampler, on_main,
@@ -30,7 +30,6 @@ from .transforms import ClipAugment, augment_triplet, normalize_clip, to_unit
 from .teachers import TeacherCache, load_teacher, middle_source_frames
 from .moco import MoCoHCMTL
 from .config import add_config_args, cli_errors, config_from_args
-
 
 # %% auto #0
 __all__ = ['log', 'TERMS', 'PART_COLOURS', 'PRETRAIN_FLAGS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'pretrain_loader',
@@ -187,8 +186,11 @@ def pretrain_step(p: Pretraining, # from `build_pretraining`
     q, k_pos, k_neg, s_pos, _ = speed_triplet(windows, d.clip_len, d.speeds, p.pair_generator)
     probs = cached_targets(p, batch, s_pos) if getattr(p, 'teacher_cache', None) is not None else None  # duck-typed rigs (bench) have none
     if probs is None: probs = teacher_targets(p.teacher, q)
-    q, k_pos, k_neg = (to_channels_last(x, p.channels_last) for x in augment_triplet(p.augment, q, k_pos, k_neg))
-    with autocast(dev, precision_of(p.cfg.pretrain)):
+    prec = resolve_precision(dev, precision_of(p.cfg.pretrain))
+    clips = {'dtype': DTYPES[prec]} if prec != 'fp32' else {}  # as the first convolution casts them under autocast
+    if p.channels_last: clips['memory_format'] = torch.channels_last_3d
+    q, k_pos, k_neg = augment_triplet(p.augment, q, k_pos, k_neg, **clips)
+    with autocast(dev, prec):
         out = (net or p.model)(q, k_pos, k_neg, probs)
     drop = ('kd',) if p.cfg.model.variant == 'no_kd' else ()  # no L_KL in RSPNet's variant: not logged
     return {k: out[k] for k in TERMS if out.get(k) is not None and k not in drop}

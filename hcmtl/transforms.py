@@ -141,37 +141,45 @@ def adjust_saturation(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return (f * x + (1 - f) * rgb_to_gray(x)).clamp(0, 1)
 
 # %% ../nbs/04_transforms.ipynb #c025
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    "RGB in [0,1] to HSV in [0,1] along dimension 1."
+def _hsv(x: torch.Tensor) -> tuple:
+    "(h, s, v) of RGB in [0,1] along dimension 1 (each without that dimension)."
     r, g, b = x.unbind(1)
     maxc, minc = x.amax(1), x.amin(1)
     grey = maxc == minc
     chroma = maxc - minc
-    s = chroma / torch.where(grey, torch.ones_like(maxc), maxc)
-    c = torch.where(grey, torch.ones_like(chroma), chroma)
-    rc, gc, bc = (maxc - r) / c, (maxc - g) / c, (maxc - b) / c
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(grey, torch.zeros_like(h), h)
-    return torch.stack([(h / 6.0) % 1.0, s, maxc], 1)
+    s = chroma / maxc.masked_fill(grey, 1.0)
+    c = chroma.masked_fill_(grey, 1.0)
+    rc, gc, bc = (maxc - r).div_(c), (maxc - g).div_(c), (maxc - b).div_(c)
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, (rc + 2.0).sub_(bc), gc.add_(4.0).sub_(rc)))
+    h = h.masked_fill_(grey, 0.0).div_(6.0)
+    return h.sub_(h.floor()), s, maxc  # h - floor(h) is h mod 1 (up to the sign of zero)
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    "RGB in [0,1] to HSV in [0,1] along dimension 1."
+    return torch.stack(_hsv(x), 1)
 
 # %% ../nbs/04_transforms.ipynb #c027
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    "HSV in [0,1] to RGB in [0,1] along dimension 1."
-    h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.long() % 6
-    p, q, t = (v * (1 - s)).clamp(0, 1), (v * (1 - s * f)).clamp(0, 1), (v * (1 - s * (1 - f))).clamp(0, 1)
-    sector = i.unsqueeze(1)
+def _rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    "RGB in [0,1] stacked along dimension 1 from hue, saturation and value in [0,1]."
+    h6 = h * 6.0
+    i = h6.floor()
+    f = h6.sub_(i)
+    p = (1 - s).mul_(v).clamp_(0, 1)
+    q, t = (s * f).neg_().add_(1).mul_(v).clamp_(0, 1), (1 - f).mul_(s).neg_().add_(1).mul_(v).clamp_(0, 1)
+    sector = i.to(torch.uint8).remainder_(6).long().unsqueeze(1)
     pick = lambda *c: torch.gather(torch.stack(c, 1), 1, sector).squeeze(1)
     return torch.stack([pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)], 1)
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    "HSV in [0,1] to RGB in [0,1] along dimension 1."
+    return _rgb(*x.unbind(1))
 
 # %% ../nbs/04_transforms.ipynb #c029
 def adjust_hue(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     "Rotate the hue of clip b by f[b] turns (f in [-0.5, 0.5])."
-    hsv = rgb_to_hsv(x)
-    hue = (hsv[:, 0] + _per_clip(f, x).squeeze(1)) % 1.0
-    return hsv_to_rgb(torch.stack([hue, hsv[:, 1], hsv[:, 2]], 1))
+    h, s, v = _hsv(x)
+    h = h.add_(_per_clip(f, x).squeeze(1))
+    return _rgb(h.sub_(h.floor()), s, v)
 
 # %% ../nbs/04_transforms.ipynb #c032
 class ClipAugment(nn.Module):
@@ -201,12 +209,24 @@ def sample_params(self: ClipAugment, batch: int) -> dict:
                 gray=torch.rand(batch, generator=g) < self.grayscale_p,
                 order=torch.rand(batch, 4, generator=g).argsort(1))
 
+# %% ../nbs/04_transforms.ipynb #c035a
+def _brightness_(x, f): return x.mul_(_per_clip(f, x)).clamp_(0, 1)
+
+def _blend_(x, f, ref):  # f·x + (1 − f)·ref, in place
+    f = _per_clip(f, x)
+    return x.mul_(f).add_((1 - f) * ref).clamp_(0, 1)
+
+def _contrast_(x, f, over='window'):
+    return _blend_(x, f, rgb_to_gray(x).mean(dim=(-3, -2, -1) if over == 'window' else (-2, -1), keepdim=True))
+
+def _saturation_(x, f): return _blend_(x, f, rgb_to_gray(x))
+
 # %% ../nbs/04_transforms.ipynb #c036
 @patch
 def color_jitter(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
-    "Apply the four jitter operations in each clip's order `p['order']` with per-clip factors."
-    ops = [(adjust_brightness, 'brightness'), (partial(adjust_contrast, over=self.contrast_mean), 'contrast'),
-           (adjust_saturation, 'saturation'), (adjust_hue, 'hue')]
+    "Apply the four jitter operations in each clip's order `p['order']` with per-clip factors (`x` is changed in place)."
+    ops = [(_brightness_, 'brightness'), (partial(_contrast_, over=self.contrast_mean), 'contrast'),
+           (_saturation_, 'saturation'), (adjust_hue, 'hue')]
     for pos in range(4):
         for k, (fn, name) in enumerate(ops):
             if name == 'hue' and self.hue == 0: continue
@@ -216,16 +236,19 @@ def color_jitter(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
     return x
 
 # %% ../nbs/04_transforms.ipynb #c038
+def _on_clips(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
+    "`fn(clips, index)` on the clips of `x` where `mask` holds (the whole batch without copying when all do)."
+    idx = mask.nonzero().flatten()
+    if len(idx) == len(x): return fn(x, slice(None))
+    if len(idx): i = idx.to(x.device); x[i] = fn(x[i], idx)
+    return x
+
 @patch
 def photometric(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
     "Grayscale and colour jitter of [0,1] clips with parameters `p`, in the configured order."
-    gray = lambda x: torch.where(p['gray'].to(x.device).view(-1, 1, 1, 1, 1), rgb_to_gray(x).expand_as(x), x)
-    def jitter(x):
-        idx = p['jitter'].nonzero().flatten()
-        if len(idx) and self.jitter > 0:
-            sub = {k: v[idx] for k, v in p.items()}
-            x[idx.to(x.device)] = self.color_jitter(x[idx.to(x.device)], sub)
-        return x
+    gray = lambda x: _on_clips(x, p['gray'], lambda c, i: rgb_to_gray(c).expand_as(c).contiguous())
+    jitter = lambda x: x if self.jitter == 0 else _on_clips(
+        x, p['jitter'], lambda c, i: self.color_jitter(c, {k: v[i] for k, v in p.items()}))
     return jitter(gray(x)) if self.gray_first else gray(jitter(x))
 
 # %% ../nbs/04_transforms.ipynb #c040
@@ -233,8 +256,10 @@ def photometric(self: ClipAugment, x: torch.Tensor, p: dict) -> torch.Tensor:
 def forward(self: ClipAugment, x: torch.Tensor, # uint8 (or [0,1] float) clips B×3×T×H×W
             train: bool|None=None, # augment (True) or only normalise (False); None = self.training
             params: dict|None=None, # parameters from `sample_params` to apply; None = draw new ones
+            dtype: torch.dtype|None=None, # dtype of the output (None: float32), rounded from float32
+            memory_format: torch.memory_format|None=None, # layout of the output (None: contiguous)
            ) -> torch.Tensor:
-    "Augmented (training) or plain (evaluation) normalised float32 clips."
+    "Augmented (training) or plain (evaluation) normalised clips."
     if x.ndim != 5 or x.shape[1] != 3: raise ValueError(f"expected uint8 clips B×3×T×H×W, got shape {tuple(x.shape)}")
     train = self.training if train is None else train
     x = to_unit(x) if x.dtype == torch.uint8 else x.float().clone()  # never modify the caller's tensor
@@ -243,16 +268,18 @@ def forward(self: ClipAugment, x: torch.Tensor, # uint8 (or [0,1] float) clips B
         if len(p['gray']) != len(x): raise ValueError(f"params are for {len(p['gray'])} clips, the batch has {len(x)}")
         self.last_params = p
         x = self.photometric(x, p)
-    return (x - self.mean) / self.std
+    x = x.sub_(self.mean).div_(self.std).to(dtype or torch.float32)
+    return x if memory_format is None else x.contiguous(memory_format=memory_format)
 
 # %% ../nbs/04_transforms.ipynb #c045
 def augment_triplet(augment: ClipAugment, # the run's colour augmentation
                     q: torch.Tensor, # anchor clips (window 0), uint8 B×3×T×H×W
                     k_pos: torch.Tensor, # same-speed keys (window 1)
                     k_neg: torch.Tensor, # other-speed keys (window 1)
+                    **out, # dtype= and memory_format= of the outputs (see `ClipAugment.forward`)
                    ) -> tuple:
     "Augmented, normalised (q, k⁺, k⁻) of a batch of speed pairs; k⁺ and k⁻ share one draw per window."
     if getattr(augment, 'pair_augment', 'clip') != 'window' or not augment.training:
-        return augment(q), augment(k_pos), augment(k_neg)
+        return augment(q, **out), augment(k_pos, **out), augment(k_neg, **out)
     window1 = augment.sample_params(len(k_pos))
-    return augment(q), augment(k_pos, params=window1), augment(k_neg, params=window1)
+    return augment(q, **out), augment(k_pos, params=window1, **out), augment(k_neg, params=window1, **out)

@@ -114,3 +114,20 @@ def test_precision_choice_and_record(tmp_path):
     assert env['python'] == '3' and env['precision']['precision'] == resolve_precision(CPU, 'auto')
     for k in ('precision_setting', 'grad_scaler', 'channels_last', 'cpu_capability', 'cpu_bf16_units', 'torch'):
         assert k in env['precision'], k
+
+
+def test_cpu_allocator_and_step_clips():
+    "configure_backends keeps freed CPU memory for reuse (recorded); a bf16 channels_last step feeds bf16 clips in that layout."
+    from hcmtl.accel import configure_backends, tune_cpu_allocator
+    old = torch.get_num_threads()
+    configure_backends(CPU)
+    torch.set_num_threads(old)
+    keep = describe_precision(CPU)['cpu_malloc_keep_mb']
+    assert keep is None or keep > 0
+    assert tune_cpu_allocator(0) is None  # 0: glibc left as it is
+    rig = rig_for('c3d', 'full', 'bf16', channels_last=True)
+    seen = []
+    hook = rig.model.model.low_encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    step(rig, random_windows(rig.cfg, 2))
+    hook.remove()
+    assert seen and seen[0].dtype == torch.bfloat16 and seen[0].is_contiguous(memory_format=torch.channels_last_3d)
