@@ -27,15 +27,15 @@ from .engine import (CLI_EPILOG, CheckpointError, CSVLogger, DistInfo, Loop, Non
 from .datasets import SpeedPairDataset, read_kinetics
 from .sampling import middle_frame, speed_triplet
 from .transforms import ClipAugment, augment_triplet, normalize_clip, to_unit
-from .teachers import TeacherCache, load_teacher, middle_source_frames
+from .teachers import TeacherCache, load_teacher, middle_source_frames, prepare_default_world
 from .moco import MoCoHCMTL
 from .config import add_config_args, cli_errors, config_from_args
 
 # %% auto #0
 __all__ = ['log', 'TERMS', 'PART_COLOURS', 'PRETRAIN_FLAGS', 'pretrain_world', 'pretrain_items', 'Pretraining', 'pretrain_loader',
            'teacher_cache', 'build_pretraining', 'check_loss_weights', 'teacher_targets', 'cached_targets',
-           'pretrain_step', 'part_image', 'parsing_maps', 'state_digests', 'encoder_payload', 'prepare_default_world',
-           'pretrain', 'read_log', 'plot_losses', 'pretrain_parser', 'pretrain_cli']
+           'pretrain_step', 'part_image', 'parsing_maps', 'state_digests', 'encoder_payload', 'pretrain', 'read_log',
+           'plot_losses', 'pretrain_parser', 'pretrain_cli']
 
 # %% ../nbs/13_pretrain.ipynb #c005
 log = logging.getLogger('hcmtl.pretrain')
@@ -283,25 +283,6 @@ def finish(self: Pretraining, loop):
                 'final': last, 'world_size': self.dist.world_size, 'global_batch': tc.batch_size * self.dist.world_size,
                 'seconds': round(time.perf_counter() - self.t0, 3) if hasattr(self, 't0') else None,
                 'encoder': 'encoder.pt', 'rank_digests': digests, 'config_hash': config_hash(self.cfg)}, run / 'done.json')
-
-# %% ../nbs/13_pretrain.ipynb #c034
-def prepare_default_world(cfg: Config, # data.root None and a synthetic preset: the default world is prepared
-                          teacher: bool=True, # also train its teacher if missing
-                         ) -> Path|None:
-    "Generate the preset's default synthetic world (and teacher) when missing; its path, or None when data.root is set."
-    if cfg.data.root or cfg.preset == 'paper': return None
-    world = world_root(cfg).absolute()
-    if not (world / 'world.json').is_file() or not (world / 'kinetics').is_dir():
-        log.warning(f"no synthetic world for preset {cfg.preset!r}: generating it in {world} (as hcmtl-reproduce does)")
-        from hcmtl.synth import generate_world
-        generate_world(cfg, world, progress=progress_enabled())
-    if teacher and cfg.teacher.kind == 'synth' and not cfg.teacher.path and not (world / 'teacher.pt').is_file():
-        log.warning(f"no synthetic teacher in {world}: training it (as hcmtl-reproduce does)")
-        from hcmtl.teachers import train_synth_teacher
-        t = cfg.teacher
-        train_synth_teacher(world, world / 'teacher.pt', epochs=t.train_epochs, size=t.train_size, width=t.width, seed=0,
-                            device='cuda' if torch.cuda.is_available() and cfg.device != 'cpu' else 'cpu', verbose=False)
-    return world
 
 # %% ../nbs/13_pretrain.ipynb #c036
 def pretrain(cfg: Config|None=None, # configuration (None with `resume`: the run's own config.yaml)
