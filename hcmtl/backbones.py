@@ -18,10 +18,10 @@ from torchvision.models.video.resnet import BasicBlock, Conv3DSimple, Conv2Plus1
 from .core import BACKBONES, atomic_write_bytes
 
 # %% auto #0
-__all__ = ['log', 'RSPNET_ARCHS', 'TORCHVISION_MODELS', 'scaled_channels', 'init_weights', 'Backbone', 'c3d',
-           'SpatioTemporalConv', 'SpatioTemporalResBlock', 'SpatioTemporalResLayer', 'r21d', 'video_resnet18',
-           'read_state_dict', 'load_backbone_weights', 'build_backbone', 'import_rspnet', 'encoder_backbone_state',
-           'torchvision_state_dict', 'export_torchvision', 'weights_cli', 'backbone_stats']
+__all__ = ['log', 'RSPNET_ARCHS', 'TORCHVISION_MODELS', 'scaled_channels', 'init_weights', 'ShortClipConv3d', 'guard_short_clips',
+           'Backbone', 'c3d', 'SpatioTemporalConv', 'SpatioTemporalResBlock', 'SpatioTemporalResLayer', 'r21d',
+           'video_resnet18', 'read_state_dict', 'load_backbone_weights', 'build_backbone', 'import_rspnet',
+           'encoder_backbone_state', 'torchvision_state_dict', 'export_torchvision', 'weights_cli', 'backbone_stats']
 
 # %% ../nbs/08_backbones.ipynb #c005
 log = logging.getLogger('hcmtl.backbones')
@@ -44,6 +44,20 @@ def init_weights(m: nn.Module):
     elif isinstance(m, nn.Linear):
         nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
 
+# %% ../nbs/08_backbones.ipynb #c008b
+class ShortClipConv3d(nn.Conv3d):
+    "`nn.Conv3d` computed in fp32 under CPU autocast when the clip is shorter than the temporal kernel."
+    def forward(self, x):
+        if x.device.type == 'cpu' and x.shape[2] < self.kernel_size[0] and torch.is_autocast_enabled('cpu'):
+            with torch.autocast('cpu', enabled=False): return super().forward(x.float())
+        return super().forward(x)
+
+def guard_short_clips(model: nn.Module) -> nn.Module:
+    "Make every `nn.Conv3d` of `model` a `ShortClipConv3d` (in place; parameters and state-dict keys unchanged)."
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d) and not isinstance(m, ShortClipConv3d): m.__class__ = ShortClipConv3d
+    return model
+
 # %% ../nbs/08_backbones.ipynb #c009
 class Backbone(nn.Module):
     "A 3-D CNN as a list of stages; `forward` returns the last conv map (before pooling)."
@@ -58,6 +72,7 @@ class Backbone(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.stage_channels = list(stage_channels)
         self.apply(init_weights)
+        guard_short_clips(self)
 
     @property
     def out_channels(self) -> int: return self.stage_channels[-1]
