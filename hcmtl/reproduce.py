@@ -445,8 +445,10 @@ def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets;
         jobs = plan_reproduction(preset, list(seeds), Path(out) / f'epochs{e}', world, teacher, ov, (bb,), variants,
                                  (dataset,), finetune_on=())
         for j in jobs: run_job(j, ov)
-        steps = {j.name.split('-')[1]: json.loads(j.done_file.read_text()).get('global_step') for j in jobs if j.kind == 'pretrain'}
-        rows += [{**r, 'epochs': e, 'steps': 0 if r['variant'] == 'random' else steps.get(r['variant'])}
+        done = {j.name.split('-')[1]: json.loads(j.done_file.read_text()) for j in jobs if j.kind == 'pretrain'}
+        pre = lambda v, k: done[v]['final'].get(k) if v in done else None  # the pretext losses at the end of the budget
+        rows += [{**r, 'epochs': e, 'steps': done[r['variant']]['global_step'] if r['variant'] in done else 0,
+                  'final_motion': pre(r['variant'], 'motion'), 'final_app': pre(r['variant'], 'app')}
                  for j in jobs if j.kind == 'probe' for r in job_rows(j, out)]
     return pd.DataFrame(rows).drop_duplicates(['variant', 'seed', 'protocol', 'steps']).reset_index(drop=True)  # random init: once
 

@@ -281,6 +281,9 @@ def learning_curve_table(df: pd.DataFrame, # rows of learning_curve.csv (RESULT_
             if not len(gg): row[name] = '—'; continue
             lo, hi = wilson_ci(gg.acc1.mean(), int(gg.n_test.iloc[0]))
             row[name] = f'{gg.acc1.mean():.1f} [{lo:.1f}, {hi:.1f}]'
+        for col, name in (('final_motion', 'L_m at the end'), ('final_app', 'L_a at the end')):  # pretext losses (eq. 6)
+            if col in g and g[col].notna().any(): row[name] = f'{g[col].mean():.2f}'
+            elif col in g: row[name] = '—'
         row['n test'] = int(g.n_test.iloc[0]); rows.append(row)
     order = {k: i for i, k in enumerate(LC_ENCODERS.values())}
     return pd.DataFrame(rows).sort_values(['steps', 'encoder'], key=lambda c: c.map(order) if c.name == 'encoder' else c
