@@ -450,17 +450,25 @@ def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets;
                  for j in jobs if j.kind == 'probe' for r in job_rows(j, out)]
     return pd.DataFrame(rows).drop_duplicates(['variant', 'seed', 'protocol', 'steps']).reset_index(drop=True)  # random init: once
 
+def _lc_point(g: pd.DataFrame) -> tuple:
+    "(steps, mean, lower error, upper error): 95% CI over seeds, or the test set's Wilson interval for one seed."
+    from hcmtl.results import mean_ci, wilson_ci
+    m, h, n = mean_ci(g.acc1)
+    if n > 1: return g.steps.iloc[0], m, h, h
+    lo, hi = wilson_ci(m, int(g.n_test.iloc[0])) if 'n_test' in g else (m, m)
+    return g.steps.iloc[0], m, m - lo, hi - m
+
 def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
-    "Accuracy (mean ± 95% CI over seeds) against pretraining steps, one line per variant; random init as a dashed line."
+    "Accuracy against pretraining steps, one line per variant (95% CI over seeds, or the test set's interval for one seed); random init dashed."
     import matplotlib.pyplot as plt
-    from hcmtl.results import mean_ci
     fig, ax = plt.subplots(figsize=(4.5, 3.2)); d = df[df.protocol == protocol]
     for v, g in d[d.variant != 'random'].groupby('variant'):
-        pts = [(st, *mean_ci(gg.acc1)[:2]) for st, gg in g.groupby('steps')]
-        x, m, h = map(np.array, zip(*pts))
-        ax.errorbar(x, m, yerr=np.where(np.isnan(h), 0, h) if not np.isnan(h).all() else None, marker='o', capsize=3, label=v)
-    r = d[d.variant == 'random'].acc1
-    if len(r): ax.axhline(r.mean(), ls='--', c='grey', label='random init')
+        x, m, lo, hi = map(np.array, zip(*[_lc_point(gg) for _, gg in g.groupby('steps')]))
+        ax.errorbar(x, m, yerr=[lo, hi], marker='o', capsize=3, label=v)
+    r = d[d.variant == 'random']
+    if len(r):
+        _, m, lo, hi = _lc_point(r); ax.axhline(m, ls='--', c='grey', label='random init')
+        ax.axhspan(m - lo, m + hi, color='grey', alpha=0.15, lw=0)
     ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
