@@ -24,15 +24,15 @@ from .config import add_config_args, cli_errors, config_from_args
 
 
 # %% auto #0
-__all__ = ['logger', 'UCF101_NUM_CLASSES', 'UCF101_SPLIT_SIZES', 'HMDB51_NUM_CLASSES', 'HMDB51_PER_CLASS',
-           'KINETICS400_NUM_CLASSES', 'MMACTION_LISTS', 'MMACTION_VIDEOS', 'VideoItem', 'DatasetSplit', 'DiskIndex',
-           'claims_official', 'check_split', 'read_class_index', 'read_ucf101', 'read_hmdb51', 'read_kinetics',
-           'find_mmaction_lists', 'read_mmaction', 'carve_val', 'build_splits', 'Blacklist', 'write_blacklist',
-           'drop_blacklisted', 'VideoDatasetBase', 'unreadable_in', 'SpeedPairDataset', 'ClipDataset',
-           'VideoClipsDataset', 'preset_window', 'find_videos', 'check_videos', 'check_videos_cli']
+__all__ = ['log', 'UCF101_NUM_CLASSES', 'UCF101_SPLIT_SIZES', 'HMDB51_NUM_CLASSES', 'HMDB51_PER_CLASS', 'KINETICS400_NUM_CLASSES',
+           'MMACTION_LISTS', 'MMACTION_VIDEOS', 'VideoItem', 'DatasetSplit', 'DiskIndex', 'claims_official',
+           'check_split', 'read_class_index', 'read_ucf101', 'read_hmdb51', 'read_kinetics', 'find_mmaction_lists',
+           'read_mmaction', 'carve_val', 'build_splits', 'Blacklist', 'write_blacklist', 'drop_blacklisted',
+           'VideoDatasetBase', 'unreadable_in', 'SpeedPairDataset', 'ClipDataset', 'VideoClipsDataset', 'preset_window',
+           'find_videos', 'check_videos', 'check_videos_cli']
 
 # %% ../nbs/05_datasets.ipynb #c005
-logger = logging.getLogger('hcmtl.datasets')
+log = logging.getLogger('hcmtl.datasets')
 
 class VideoItem(NamedTuple):
     "One labelled video of a split."
@@ -96,7 +96,7 @@ def _report_missing(split_file, missing: list, total: int, where, mode: str):
     if not missing: return
     msg = f"{split_file}: {len(missing)} of {total} listed videos are missing under {where}: {_shown(missing)}"
     if mode == 'raise': raise FileNotFoundError(msg)
-    if mode == 'warn': logger.warning(msg)
+    if mode == 'warn': log.warning(msg)
 
 # %% ../nbs/05_datasets.ipynb #c015
 def claims_official(num_classes: int, # classes in the split
@@ -131,7 +131,7 @@ def check_split(train: list, # VideoItems of the training list
     if not problems: return train, test
     msg = f"{where}: " + '; '.join(problems)
     if strict: raise ValueError(msg + ". The official split has neither: restore the official split files")
-    logger.warning(msg + " (repeats dropped, test videos removed from training)")
+    log.warning(msg + " (repeats dropped, test videos removed from training)")
     return [i for i in train if i.path not in set(both)], test
 
 # %% ../nbs/05_datasets.ipynb #c022
@@ -181,9 +181,9 @@ def _ucf_list(split_file: Path, labelled: bool, lookup: dict, index: DiskIndex, 
 def _ucf_official_counts(lists: Path, cind: Path, names: list, fold: int, n_train: int, n_test: int):
     "Warn where a set that claims to be UCF101 differs from the official class count or fold sizes."
     if len(names) != UCF101_NUM_CLASSES:
-        logger.warning("%s: %d classes, the official UCF101 has %d", cind, len(names), UCF101_NUM_CLASSES)
+        log.warning("%s: %d classes, the official UCF101 has %d", cind, len(names), UCF101_NUM_CLASSES)
     if (n_train, n_test) != UCF101_SPLIT_SIZES[fold]:
-        logger.warning("%s: fold %d lists %d train / %d test videos; the official split has %d / %d",
+        log.warning("%s: fold %d lists %d train / %d test videos; the official split has %d / %d",
                        lists, fold, n_train, n_test, *UCF101_SPLIT_SIZES[fold])
 
 # %% ../nbs/05_datasets.ipynb #c029
@@ -192,7 +192,7 @@ def _empty_classes(where, fold: int, names: list, train: list, test: list):
     c_train, c_test = Counter(i.label for i in train), Counter(i.label for i in test)
     empty = [names[c] for c in range(len(names)) if not c_train[c] or not c_test[c]]
     if empty and (train or test):
-        logger.warning("%s fold %d: %d classes have no training or no test video on disk: %s", where, fold, len(empty), _shown(empty))
+        log.warning("%s fold %d: %d classes have no training or no test video on disk: %s", where, fold, len(empty), _shown(empty))
 
 # %% ../nbs/05_datasets.ipynb #c030
 def read_ucf101(root, # dataset root holding UCF-101/ and ucfTrainTestlist/ (or mmaction2's videos/ and lists)
@@ -256,9 +256,9 @@ def _hmdb_list(f: Path, name: str, label: int, index: DiskIndex) -> tuple:
 def _hmdb_official_counts(splits: Path, fold: int, counts: dict):
     "Warn where a set that claims to be HMDB51 differs from the official class count or per-class sizes."
     if len(counts) != HMDB51_NUM_CLASSES:
-        logger.warning("%s: %d classes in fold %d, the official HMDB51 has %d", splits, len(counts), fold, HMDB51_NUM_CLASSES)
+        log.warning("%s: %d classes in fold %d, the official HMDB51 has %d", splits, len(counts), fold, HMDB51_NUM_CLASSES)
     odd = [f"{k} {a}/{b}" for k, (a, b) in counts.items() if (a, b) != HMDB51_PER_CLASS]
-    if odd: logger.warning("%s fold %d: %d classes differ from the official %d train / %d test videos: %s", splits, fold,
+    if odd: log.warning("%s fold %d: %d classes differ from the official %d train / %d test videos: %s", splits, fold,
                            len(odd), *HMDB51_PER_CLASS, _shown(odd))
 
 # %% ../nbs/05_datasets.ipynb #c044
@@ -335,7 +335,7 @@ def read_kinetics(root, # dataset root holding train/ (and val/) class folders, 
         return read_mmaction(root, 'kinetics', 1, official, missing)
     else: (train, test, names), absent = _kinetics_folders(root, split), []
     if claims_official(len(names), KINETICS400_NUM_CLASSES, official) and len(names) != KINETICS400_NUM_CLASSES:
-        logger.warning("%s: %d classes, Kinetics-400 has %d", root, len(names), KINETICS400_NUM_CLASSES)
+        log.warning("%s: %d classes, Kinetics-400 has %d", root, len(names), KINETICS400_NUM_CLASSES)
     return DatasetSplit(train, test, names, tuple(absent))
 
 # %% ../nbs/05_datasets.ipynb #c056
@@ -402,7 +402,7 @@ def read_mmaction(root, # dataset root of mmaction2's layout
     official_classes = {'ucf101': UCF101_NUM_CLASSES, 'hmdb51': HMDB51_NUM_CLASSES, 'kinetics': KINETICS400_NUM_CLASSES}[name]
     train, test = check_split(train, test, ' + '.join(str(f) for f, _ in lists), claims_official(len(names), official_classes, official), root)
     if claims_official(len(names), official_classes, official) and len(names) != official_classes:
-        logger.warning("%s: %d classes, the official %s has %d", found[0], len(names), name, official_classes)
+        log.warning("%s: %d classes, the official %s has %d", found[0], len(names), name, official_classes)
     return DatasetSplit(train, test, names, tuple(absent))
 
 # %% ../nbs/05_datasets.ipynb #c064
@@ -528,7 +528,7 @@ class VideoDatasetBase(Dataset, abc.ABC):
         bl = blacklist if blacklist is not None else dcfg.blacklist
         if bl:
             items, dropped = drop_blacklisted(items, bl)
-            if dropped: logger.warning("%d videos skipped because they are in the blacklist %s", len(dropped), bl)
+            if dropped: log.warning("%d videos skipped because they are in the blacklist %s", len(dropped), bl)
         if not items: raise ValueError(f"{type(self).__name__}: no videos (empty list, or all blacklisted)")
         self.items, self.dcfg, self.train, self.seed, self.replace_unreadable = items, dcfg, train, 0, substitute
         square = getattr(dcfg, 'test_crop', 'square') == 'square'  # RSPNet: the largest centred square
@@ -581,7 +581,7 @@ def num_frames(self: VideoDatasetBase, path: str, # video file
         self._short = 1
         if path not in self.short:
             self.short.add(path)
-            logger.warning("short video %s: %d frames, fewer than the %d a sample spans; its clips repeat frames", path, n, need)
+            log.warning("short video %s: %d frames, fewer than the %d a sample spans; its clips repeat frames", path, n, need)
     return n
 
 # %% ../nbs/05_datasets.ipynb #c089
@@ -602,7 +602,7 @@ def _try_load(self: VideoDatasetBase, j: int) -> dict|None:
         return out
     except (VideoDecodeError, OSError) as e:
         self.bad[path] = str(getattr(e, 'reason', e))
-        logger.warning("skipping unreadable video %s (item %d): %s", path, j, self.bad[path])
+        log.warning("skipping unreadable video %s (item %d): %s", path, j, self.bad[path])
         return None
 
 # %% ../nbs/05_datasets.ipynb #c091

@@ -934,7 +934,7 @@ class Loop:
     meters: Any = None
     ref_loss: float|None = None  # total loss of the first step
     ref_scale: float|None = None  # largest weight magnitude at the start of the run
-    logger: Any = None  # a CSVLogger on rank 0
+    csv_log: Any = None  # the run's CSVLogger (log.csv, TensorBoard) on rank 0
     stopped: bool = False
     last_saved: int = -1
     @property
@@ -1000,7 +1000,7 @@ def train_step(task: Task, loop: Loop, batch, net, stop_requested: bool) -> dict
 def log_window(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
     "The `kind=step` row of the current log window (written on rank 0)."
     row = {'kind': 'step', 'epoch': loop.epoch, 'step': loop.step, **loop.meters.pop_window(), 'lr': lr, **rate}
-    if loop.logger: loop.logger.log(row)
+    if loop.csv_log: loop.csv_log.log(row)
     return row
 
 # %% ../nbs/12_engine.ipynb #c153
@@ -1013,7 +1013,7 @@ def log_epoch(task: Task, loop: Loop, lr: float, rate: dict) -> dict:
         if k.endswith('loss') and k != 'loss' and isinstance(v, float):
             if not math.isfinite(v): raise DivergedError(f"{k} is {v} at step {loop.step}; stopped (lower the learning rate)")
             check_explosion(v, loop.ref_loss, loop.step, what=k)
-    if loop.logger: loop.logger.log(row)
+    if loop.csv_log: loop.csv_log.log(row)
     return row
 
 # %% ../nbs/12_engine.ipynb #c155
@@ -1029,15 +1029,15 @@ def fit(task: Task, # what to train
         if di.is_main: log.info(f"{run} is already complete at step {loop.step}")
         return loop
     if loop.ref_scale is None: loop.ref_scale = weight_scale(task.model)
-    loop.logger = CSVLogger(loop.run / 'log.csv') if di.is_main else None
-    if loop.logger: loop.logger.truncate(loop.step)
+    loop.csv_log = CSVLogger(loop.run / 'log.csv') if di.is_main else None
+    if loop.csv_log: loop.csv_log.truncate(loop.step)
     net = task.model
     if di.distributed:
         net = nn.parallel.DistributedDataParallel(task.model, device_ids=[di.device.index] if di.device.type == 'cuda' else None)
     net = maybe_compile(net, tc.compile)
     try: _epochs(task, loop, net, config)
     finally:
-        if loop.logger: loop.logger.close()
+        if loop.csv_log: loop.csv_log.close()
     if loop.stopped:
         barrier()
         raise Preempted(f"stopped by a signal at step {loop.step}; checkpoint saved in {loop.ckpt_dir}; continue by "

@@ -226,11 +226,11 @@ def parsing_maps(p: Pretraining) -> tuple:
 # %% ../nbs/13_pretrain.ipynb #c026
 @patch
 def after_log(self: Pretraining, loop):
-    if loop.logger is None or self.teacher is None: return
+    if loop.csv_log is None or self.teacher is None: return
     if loop.step % (10 * loop.tc.log_every) and loop.step != self.last_step: return
     ft, fh = parsing_maps(self)
     fh = F.interpolate(fh[None], size=ft.shape[-2:], mode='nearest')[0]
-    loop.logger.image('parsing/teacher F_t | student F_h', torch.cat([part_image(ft), part_image(fh)], 1), loop.step)
+    loop.csv_log.image('parsing/teacher F_t | student F_h', torch.cat([part_image(ft), part_image(fh)], 1), loop.step)
 
 # %% ../nbs/13_pretrain.ipynb #c028
 @patch

@@ -15,13 +15,13 @@ from .config import cli_errors
 
 
 # %% auto #0
-__all__ = ['logger', 'VIDEO_EXTS', 'BACKENDS', 'DEFAULT_BACKEND', 'DECODER_THREADS', 'DECORD_THREADS', 'MANIFEST',
+__all__ = ['log', 'VIDEO_EXTS', 'BACKENDS', 'DEFAULT_BACKEND', 'DECODER_THREADS', 'DECORD_THREADS', 'MANIFEST',
            'VideoDecodeError', 'VideoMeta', 'write_video', 'available_backends', 'check_backend', 'fallback_chain',
            'clear_meta_cache', 'video_meta', 'output_size', 'read_frames', 'header_frames', 'probe_video', 'walk_files',
            'transcode_video', 'copy_atomic', 'plan_transcode', 'transcode_tree', 'transcode_cli']
 
 # %% ../nbs/02_video.ipynb #c005
-logger = logging.getLogger('hcmtl.video')
+log = logging.getLogger('hcmtl.video')
 
 VIDEO_EXTS = ('.avi', '.mp4', '.mkv', '.webm', '.mov', '.m4v')  # file suffixes treated as videos
 BACKENDS = ('decord', 'torchcodec', 'pyav')  # every decoder `read_frames` accepts, in fallback order
@@ -117,7 +117,7 @@ def _module(backend: str):
         if backend == 'torchcodec': from torchcodec import decoders; return decoders
         if backend == 'pyav': import av; return av
     except Exception as e:  # ImportError, or torchcodec's RuntimeError when FFmpeg's libraries are missing
-        logger.debug("video backend %s unavailable: %s", backend, e)
+        log.debug("video backend %s unavailable: %s", backend, e)
     return None
 
 # %% ../nbs/02_video.ipynb #c022
@@ -209,7 +209,7 @@ def _first_success(path: str, backend: str, step):
         except Exception as e:  # decoders raise their own error types; any failure means: try the next one
             errors.append(f"{b}: {_why(e)}")
             if b != 'pyav': _FAILED[b][path] = errors[-1][len(b) + 2:]
-            logger.debug("%s cannot read %s (%s); trying the next backend", b, path, e)
+            log.debug("%s cannot read %s (%s); trying the next backend", b, path, e)
     raise VideoDecodeError(path, '; '.join(errors) or 'no video backend available')
 
 # %% ../nbs/02_video.ipynb #c036
@@ -284,7 +284,7 @@ def _pyav_read(path: str, wanted: np.ndarray, hw: tuple, native: tuple, strict: 
     missing = [int(i) for i in wanted if int(i) not in out]
     if missing:
         if strict: raise VideoDecodeError(path, f"only {end[0] + 1} frames decodable, frame {missing[0]} asked for")
-        logger.warning("%s: only %d frames decodable (asked for frame %d); repeating the last decodable frame",
+        log.warning("%s: only %d frames decodable (asked for frame %d); repeating the last decodable frame",
                        path, end[0] + 1, missing[-1])
         for i in missing: out[i] = end[1]
     return np.stack([out[int(i)] for i in wanted])

@@ -303,7 +303,7 @@ OLD_NAMES = [  # every public name `hcmtl.teachers` offered as a single module (
     'SCHP_STD_BGR', 'SYNTH_TEACHER_FORMAT', 'SynthParsingNet', 'SynthTeacher', 'Teacher', 'TeacherCache', 'TeacherConfig',
     'add_config_args', 'atomic_write_bytes', 'augment_parsing_batch', 'autocast', 'cli_errors', 'config_from_args',
     'confusion_matrix', 'environment_record', 'evaluate_teacher', 'find_world', 'get_preset', 'iou_from_confusion',
-    'load_schp', 'load_synth_teacher', 'load_teacher', 'logger', 'middle_source_frames', 'parsing_root',
+    'load_schp', 'load_synth_teacher', 'load_teacher', 'log', 'middle_source_frames', 'parsing_root',
     'read_parsing_split', 'read_schp_state_dict', 'save_synth_teacher', 'seed_everything', 'stride_ceiling_miou',
     'teacher_cli', 'teacher_native_size', 'teacher_resolution_study', 'to_unit_float', 'train_synth_teacher']
 
@@ -317,7 +317,7 @@ def test_old_names_and_entry_point():
     target = tomllib.loads((Path(__file__).parent.parent / 'pyproject.toml').read_text())['project']['scripts']['hcmtl-teacher']
     mod, fn = target.split(':')
     assert getattr(importlib.import_module(mod), fn) is T.cli.teacher_cli
-    assert T.logger.name == 'hcmtl.teachers'  # one logger for the package (the cache's warnings name it)
+    assert T.log.name == 'hcmtl.teachers'  # one logger for the package (the cache's warnings name it)
 
 
 @pytest.fixture

@@ -80,12 +80,12 @@ def prepare_default_world(cfg, # the run's Config: its preset and .synth/.seed m
         from hcmtl.synth import generate_world
         from hcmtl.engine import progress_enabled
         if _world_missing(world):
-            logger.warning(f"no synthetic world for preset {cfg.preset!r}: generating it in {world} (as hcmtl-reproduce does)")
+            log.warning(f"no synthetic world for preset {cfg.preset!r}: generating it in {world} (as hcmtl-reproduce does)")
         try: generate_world(cfg, world, progress=progress_enabled())
         except ValueError as e: raise ConfigError(str(e)) from e  # a world of other settings in the way
     t = cfg.teacher
     if teacher and t.kind == 'synth' and not t.path and not (world / 'teacher.pt').is_file():
-        logger.warning(f"no synthetic teacher in {world}: training it (as hcmtl-reproduce does)")
+        log.warning(f"no synthetic teacher in {world}: training it (as hcmtl-reproduce does)")
         train_synth_teacher(world, world / 'teacher.pt', epochs=t.train_epochs, size=t.train_size, width=t.width, seed=0,
                             device=_teacher_device(cfg, device), verbose=False)
     return world

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from ..metrics import confusion_matrix
-from .core import Teacher, iou_from_confusion, logger, read_parsing_split
+from .core import Teacher, iou_from_confusion, log, read_parsing_split
 
 # %% auto #0
 __all__ = ['TeacherCache', 'middle_source_frames', 'teacher_resolution_study']
@@ -89,7 +89,7 @@ def load(self: TeacherCache, video):
         problem = _cache_problem(meta, probs, key, self.label_names)
     except Exception as e: problem = f"unreadable ({e.__class__.__name__}: {e})"
     if problem:
-        logger.warning("teacher cache %s (video %s): %s; using the online teacher", f, key, problem)
+        log.warning("teacher cache %s (video %s): %s; using the online teacher", f, key, problem)
         return None
     item = (idx, torch.from_numpy(probs), meta)
     if len(self._mem) >= self.memory_items: self._mem.pop(next(iter(self._mem)))

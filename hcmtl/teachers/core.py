@@ -18,11 +18,11 @@ from ..accel import autocast
 from ..metrics import confusion_matrix
 
 # %% auto #0
-__all__ = ['logger', 'to_unit_float', 'Teacher', 'parsing_root', 'read_parsing_split', 'iou_from_confusion',
-           'stride_ceiling_miou', 'evaluate_teacher']
+__all__ = ['log', 'to_unit_float', 'Teacher', 'parsing_root', 'read_parsing_split', 'iou_from_confusion', 'stride_ceiling_miou',
+           'evaluate_teacher']
 
 # %% ../../nbs/07a_teacher.ipynb #c005
-logger = logging.getLogger('hcmtl.teachers')
+log = logging.getLogger('hcmtl.teachers')
 
 def to_unit_float(frames: torch.Tensor, # N×3×H×W uint8 or float in [0, 1]
                  ) -> torch.Tensor:

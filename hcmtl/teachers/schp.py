@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from ..core import CheckpointError
-from .core import Teacher, logger
+from .core import Teacher, log
 
 # %% auto #0
 __all__ = ['SCHP_LAYERS', 'SCHP_MEAN_BGR', 'SCHP_STD_BGR', 'SCHP_DATASETS', 'ABN', 'SCHPBottleneck', 'SCHPContext', 'SCHPEdge',
@@ -217,7 +217,7 @@ def load_schp(path, # released SCHP checkpoint (.pth)
     net = net.to_empty(device='cpu')
     net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     info = next((dict(v, dataset=k) for k, v in SCHP_DATASETS.items() if v['num_classes'] == n), None)
-    if info is None: logger.warning("%s: %d classes is none of the released SCHP models (LIP, ATR, Pascal); "
+    if info is None: log.warning("%s: %d classes is none of the released SCHP models (LIP, ATR, Pascal); "
                                     "labels are named class_i", path, n)
     net.dataset = info['dataset'] if info else None
     net.label_names = info['labels'] if info else [f'class_{i}' for i in range(n)]
