@@ -42,11 +42,13 @@ def step(rig, batch, scaler=None):
 
 
 def conv_dtypes(model):
-    "Records the output dtype of every 3-D and 2-D convolution during a forward."
+    "Records (kind, output dtype, short clip?) of every 3-D and 2-D convolution during a forward."
     seen, hooks = set(), []
+    def record(mod, i, o):
+        is3d = isinstance(mod, torch.nn.Conv3d)  # short: fewer frames than the temporal kernel (computed in fp32 on CPUs)
+        seen.add(('Conv3d' if is3d else 'Conv2d', o.dtype, is3d and i[0].shape[2] < mod.kernel_size[0]))
     for m in model.modules():
-        if isinstance(m, (torch.nn.Conv3d, torch.nn.Conv2d)):
-            hooks.append(m.register_forward_hook(lambda mod, i, o: seen.add((type(mod).__name__, o.dtype))))
+        if isinstance(m, (torch.nn.Conv3d, torch.nn.Conv2d)): hooks.append(m.register_forward_hook(record))
     return seen, hooks
 
 
@@ -64,8 +66,9 @@ def test_gpu_code_paths_on_cpu(backbone, variant):
         losses = [step(rig, batch) for batch in loader]
     for h in hooks: h.remove()
     assert all(torch.isfinite(torch.tensor(list(l.values()))).all() for l in losses), losses
-    assert ('Conv3d', torch.bfloat16) in seen and ('Conv3d', torch.float32) not in seen, seen
-    if variant != 'no_kd': assert ('Conv2d', torch.bfloat16) in seen, seen  # the parsing decoder g_h
+    assert ('Conv3d', torch.bfloat16, False) in seen and ('Conv3d', torch.float32, False) not in seen, seen
+    assert ('Conv3d', torch.bfloat16, True) not in seen, seen  # backbones.ShortClipConv3d: fp32 for clips shorter than the kernel
+    if variant != 'no_kd': assert ('Conv2d', torch.bfloat16, False) in seen, seen  # the parsing decoder g_h
 
 
 @pytest.mark.parametrize('backbone,variant', COMBOS)
