@@ -303,7 +303,7 @@ def test_python_configs_type_checked():
     validate(c)  # a list is fine where a tuple is declared
 
 
-# --- every command: --config, --print-config, one-line errors (once switched to hcmtl.config) ---------------------
+# --- every command: --config, --print-config, one-line errors (all read their config through hcmtl.config) ---------------------
 
 def _cli(name):
     import importlib
@@ -323,19 +323,10 @@ def _cli_args(name, tmp_path):
             'check-videos': [str(tmp_path), '--preset', 'smoke'], 'config': ['--preset', 'smoke']}[name]
 
 
-def _switched(name):
-    "Whether the command builds its config with hcmtl.config (the lead switches each CLI at integration)."
-    import inspect
-    m, f = _cli(name)
-    return 'config_from_args' in inspect.getsource(m) or 'config_overrides' in inspect.getsource(m)
-
-
 CLIS = ['pretrain', 'finetune', 'eval', 'bench', 'reproduce', 'synth', 'teacher', 'check-videos', 'config']
-_pending = lambda n: pytest.param(n, marks=pytest.mark.xfail(not _switched(n), strict=True,
-                                  reason='until this CLI is switched to hcmtl.config (see H5 report)'))
 
 
-@pytest.mark.parametrize('name', [_pending(n) for n in CLIS])
+@pytest.mark.parametrize('name', CLIS)
 def test_every_cli_prints_its_config(name, tmp_path, capsys):
     _, cli = _cli(name)
     with pytest.raises(SystemExit) as e: cli(_cli_args(name, tmp_path) + ['--print-config'])
@@ -344,7 +335,7 @@ def test_every_cli_prints_its_config(name, tmp_path, capsys):
     assert d['preset'] == 'smoke' and 'pretrain' in d
 
 
-@pytest.mark.parametrize('name', [_pending(n) for n in CLIS if n != 'eval'])
+@pytest.mark.parametrize('name', [n for n in CLIS if n != 'eval'])
 def test_every_cli_reads_config_files_and_refuses_bad_values(name, tmp_path, capsys):
     _, cli = _cli(name)
     f = tmp_path / 'c.yaml'; f.write_text('pretrain:\n  epochs: 3\n')
@@ -354,7 +345,7 @@ def test_every_cli_reads_config_files_and_refuses_bad_values(name, tmp_path, cap
     assert '`pretrain.epochs`' in _one_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize('name', [_pending(n) for n in CLIS])
+@pytest.mark.parametrize('name', CLIS)
 def test_every_cli_help_names_the_key_listing(name, tmp_path, capsys):
     _, cli = _cli(name)
     argv = ['train', '--help'] if name == 'teacher' else ['--help']
