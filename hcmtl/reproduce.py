@@ -477,13 +477,10 @@ def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
                            preset: str) -> str:
     "The markdown summary of a learning curve: what was run and the table of frozen accuracies."
     from hcmtl.results import learning_curve_table
-    t = learning_curve_table(df).reset_index()
-    head = '| ' + ' | '.join(t.columns) + ' |\n|' + '---|' * len(t.columns) + '\n'
-    body = ''.join('| ' + ' | '.join(str(v) for v in r) + ' |\n' for r in t.itertuples(index=False))
     return (f"# Learning curve: {preset}\n\nFrozen {', '.join(sorted(df.dataset.unique()))} top-1 (%) of the "
             f"{', '.join(sorted(df.backbone.unique()))} encoder after each pretraining budget (each budget its own "
             f"schedule), the random-init encoder at 0 steps; [low, high] is the 95% Wilson interval of the test set "
-            f"(seeds per point in the `seeds` column).\n\n" + head + body)
+            f"(seeds per point in the `seeds` column).\n\n" + table_markdown(learning_curve_table(df)) + '\n')
 
 # %% ../nbs/16_reproduce.ipynb #c033
 def relative_text(text: str, out) -> str:
