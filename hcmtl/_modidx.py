@@ -4,6 +4,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
   'syms': { 'hcmtl.accel': { 'hcmtl.accel._channels_last_tensor': ('nbs/accel.html#_channels_last_tensor', 'hcmtl/accel.py'),
                              'hcmtl.accel.autocast': ('nbs/accel.html#autocast', 'hcmtl/accel.py'),
                              'hcmtl.accel.channels_last_pays': ('nbs/accel.html#channels_last_pays', 'hcmtl/accel.py'),
+                             'hcmtl.accel.clip_format': ('nbs/accel.html#clip_format', 'hcmtl/accel.py'),
                              'hcmtl.accel.configure_backends': ('nbs/accel.html#configure_backends', 'hcmtl/accel.py'),
                              'hcmtl.accel.cpu_flags': ('nbs/accel.html#cpu_flags', 'hcmtl/accel.py'),
                              'hcmtl.accel.cpu_has_fast_bf16': ('nbs/accel.html#cpu_has_fast_bf16', 'hcmtl/accel.py'),

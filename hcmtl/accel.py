@@ -15,8 +15,8 @@ from .core import PRECISIONS, ConfigError, default_workers
 # %% auto #0
 __all__ = ['BF16_FLAGS', 'DTYPES', 'MALLOC_KEEP_MB', 'cpu_flags', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_of',
            'autocast', 'grad_scaler', 'to_channels_last', 'channels_last_pays', 'resolve_channels_last',
-           'use_channels_last', 'tune_cpu_allocator', 'cpu_threads', 'configure_backends', 'maybe_compile',
-           'describe_precision', 'record_environment']
+           'use_channels_last', 'clip_format', 'tune_cpu_allocator', 'cpu_threads', 'configure_backends',
+           'maybe_compile', 'describe_precision', 'record_environment']
 
 # %% ../nbs/11a_accel.ipynb #c005
 BF16_FLAGS = ('amx_bf16', 'avx512_bf16')  # CPU flags of native bf16 matrix units
@@ -112,6 +112,15 @@ def resolve_channels_last(device: torch.device, # the device the step runs on
 def use_channels_last(device: torch.device, enabled: str|bool=True) -> bool:
     "Whether the channels_last layouts are used (the trainers' name for `resolve_channels_last`)."
     return resolve_channels_last(device, enabled)
+
+# %% ../nbs/11a_accel.ipynb #c022b
+def clip_format(precision: str, # resolved precision of the step ('fp32', 'bf16', 'fp16')
+                channels_last: bool, # the run uses the channels_last layouts
+               ) -> dict:
+    "`dtype=` and `memory_format=` for a step's input clips: the autocast dtype and channels_last_3d where they apply."
+    out = {'dtype': DTYPES[precision]} if precision != 'fp32' else {}
+    if channels_last: out['memory_format'] = torch.channels_last_3d
+    return out
 
 # %% ../nbs/11a_accel.ipynb #c023a
 MALLOC_KEEP_MB = 1024  # freed CPU memory glibc keeps for reuse ($HCMTL_MALLOC_KEEP_MB; 0: glibc's defaults)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from .core import (IMAGENET_MEAN, IMAGENET_STD, Config, ConfigError, ModelConfig, apply_overrides, config_hash,
                         config_to_dict, default_workers, get_device, get_preset, load_config, resolve_recipe,
                         seed_everything, validate, world_root)
-from .accel import describe_precision, grad_scaler, precision_of
+from .accel import clip_format, describe_precision, grad_scaler, precision_of, resolve_precision
 from .engine import (CLI_EPILOG, CheckpointError, DistInfo, NonFiniteLossError, Preempted, Progress, RunDir,
                           RunDirError, Task, atomic_torch_save, atomic_write_bytes, autocast, barrier, base_lr,
                           broadcast_object, cleanup_distributed, configure_backends, fit, gather_objects, load_verified,
@@ -350,10 +350,11 @@ def finetune_step(f: Finetuning, # from `build_finetuning`
                   net: nn.Module|None=None, # the module to call (DDP wrapper under torchrun)
                  ) -> dict:
     "Forward pass of one fine-tuning step: {'loss': cross-entropy, 'acc': batch top-1 (no grad)}."
-    x = f.augment(batch['clip'].to(f.device, non_blocking=True), train=True)
+    prec = resolve_precision(f.device, precision_of(f.cfg.finetune))
+    x = f.augment(batch['clip'].to(f.device, non_blocking=True), train=True, **clip_format(prec, f.channels_last))
     y = batch['label'].to(f.device, non_blocking=True)
-    with autocast(f.device, precision_of(f.cfg.finetune)):
-        logits = (net or f.model)(to_channels_last(x, f.channels_last))
+    with autocast(f.device, prec):
+        logits = (net or f.model)(x)
     loss = F.cross_entropy(logits.float(), y)
     return {'loss': loss, 'acc': (logits.detach().argmax(1) == y).float().mean() * 100}
 

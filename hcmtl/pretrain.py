@@ -16,7 +16,7 @@ from torch import nn
 
 from .core import (Config, ConfigError, apply_overrides, config_hash, config_to_dict, default_workers, get_preset,
                         load_config, resolve_recipe, seed_everything, validate, world_root)
-from .accel import DTYPES, describe_precision, grad_scaler, precision_of, resolve_precision
+from .accel import clip_format, describe_precision, grad_scaler, precision_of, resolve_precision
 from .engine import (CLI_EPILOG, CheckpointError, CSVLogger, DistInfo, Loop, NonFiniteLossError, Preempted, RunDir,
                           RunDirError, SeededDataset, Task, atomic_torch_save, autocast, base_lr, cleanup_distributed,
                           configure_backends, fit, gather_objects, list_checkpoints, make_loader, make_sampler, on_main,
@@ -185,9 +185,7 @@ def pretrain_step(p: Pretraining, # from `build_pretraining`
     probs = cached_targets(p, batch, s_pos) if getattr(p, 'teacher_cache', None) is not None else None  # duck-typed rigs (bench) have none
     if probs is None: probs = teacher_targets(p.teacher, q)
     prec = resolve_precision(dev, precision_of(p.cfg.pretrain))
-    clips = {'dtype': DTYPES[prec]} if prec != 'fp32' else {}  # as the first convolution casts them under autocast
-    if p.channels_last: clips['memory_format'] = torch.channels_last_3d
-    q, k_pos, k_neg = augment_triplet(p.augment, q, k_pos, k_neg, **clips)
+    q, k_pos, k_neg = augment_triplet(p.augment, q, k_pos, k_neg, **clip_format(prec, p.channels_last))
     with autocast(dev, prec):
         out = (net or p.model)(q, k_pos, k_neg, probs)
     drop = ('kd',) if p.cfg.model.variant == 'no_kd' else ()  # no L_KL in RSPNet's variant: not logged
