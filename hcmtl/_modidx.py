@@ -562,6 +562,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'hcmtl.moco.MoCoHCMTL.key_forward': ('nbs/moco.html#mocohcmtl.key_forward', 'hcmtl/moco.py'),
                             'hcmtl.moco.MoCoHCMTL.momentum_update': ('nbs/moco.html#mocohcmtl.momentum_update', 'hcmtl/moco.py'),
                             'hcmtl.moco.MoCoHCMTL.trainable_parameters': ('nbs/moco.html#mocohcmtl.trainable_parameters', 'hcmtl/moco.py'),
+                            'hcmtl.moco.check_queue_size': ('nbs/moco.html#check_queue_size', 'hcmtl/moco.py'),
                             'hcmtl.moco.gather_all': ('nbs/moco.html#gather_all', 'hcmtl/moco.py'),
                             'hcmtl.moco.grouped_forward': ('nbs/moco.html#grouped_forward', 'hcmtl/moco.py'),
                             'hcmtl.moco.is_distributed': ('nbs/moco.html#is_distributed', 'hcmtl/moco.py'),

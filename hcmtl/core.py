@@ -433,7 +433,7 @@ def _quick() -> Config:
     c = Config(preset='quick')
     c.data = DataConfig(clip_len=8, size=64, num_workers=-1, test_clips=2, crop_scale=(0.5, 1.0))
     c.model = ModelConfig(width=0.25, emb_dim=64, decoder_channels=32, dropout=0.5)
-    c.loss = LossConfig(queue_size=1024, momentum=0.99)
+    c.loss = LossConfig(queue_size=32, momentum=0.99)  # a third of the 96 pool videos (see `check_queue_size`)
     c.teacher = TeacherConfig(train_epochs=15, train_size=64, width=16)
     c.pretrain = TrainConfig(epochs=6, batch_size=16, lr=0.1, ckpt_every=50, log_every=5)
     c.finetune = TrainConfig(epochs=4, batch_size=16, lr=0.05, ckpt_every=0, log_every=5, eval_every=2)
@@ -446,7 +446,7 @@ def _synth() -> Config:
     c = Config(preset='synth')
     c.data = DataConfig(clip_len=16, size=112, num_workers=-1, test_clips=10)
     c.model = ModelConfig(width=0.5, emb_dim=128, decoder_channels=64, dropout=0.5)
-    c.loss = LossConfig(queue_size=4096, momentum=0.995)
+    c.loss = LossConfig(queue_size=1024, momentum=0.995)  # a third of the 3200 pool videos
     c.teacher = TeacherConfig(train_epochs=30, train_size=112, width=32)
     c.pretrain = TrainConfig(epochs=30, batch_size=64, lr=0.1, ckpt_every=200)
     c.finetune = TrainConfig(epochs=30, batch_size=64, lr=0.05, ckpt_every=0)

@@ -18,7 +18,7 @@ from .losses import kd_loss, speed_margin_loss, info_nce_loss, appearance_loss, 
 
 # %% auto #0
 __all__ = ['log', 'KEY_PARTS', 'is_distributed', 'world_size', 'gather_all', 'shuffle_batch', 'unshuffle_batch',
-           'grouped_forward', 'round_queue_size', 'KeyEncoder', 'MoCoHCMTL', 'moco_stats']
+           'grouped_forward', 'round_queue_size', 'check_queue_size', 'KeyEncoder', 'MoCoHCMTL', 'moco_stats']
 
 # %% ../nbs/11_moco.ipynb #c006
 log = logging.getLogger('hcmtl.moco')
@@ -80,6 +80,17 @@ def round_queue_size(queue_size: int, # K asked for (`loss.queue_size`)
         log.warning("loss.queue_size=%d is not a multiple of the global batch %d (batch size x processes); "
                     "the queue holds %d keys instead", queue_size, global_batch, k)
     return k
+
+# %% ../nbs/11_moco.ipynb #c014b
+def check_queue_size(queue_size: int, # K, the keys in the queue (after `round_queue_size`)
+                     n_videos: int, # N, videos in the pretraining pool
+                    ) -> bool:
+    "Whether every key in the queue can come from another video than the query's (K < N); logs a warning when not."
+    if queue_size < n_videos: return True
+    log.warning("loss.queue_size=%d is not below the %d pretraining videos: the queue holds keys of every video, the "
+                "query's own among them, as negatives of L_a; set loss.queue_size well below %d (RSPNet: 16384 of "
+                "240k videos)", queue_size, n_videos, n_videos)
+    return False
 
 # %% ../nbs/11_moco.ipynb #c016
 KEY_PARTS = ('low_encoder', 'contrast_encoder', 'motion_head', 'appearance_head')

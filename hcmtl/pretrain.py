@@ -26,7 +26,7 @@ from .datasets import SpeedPairDataset, read_kinetics
 from .sampling import middle_frame, speed_triplet
 from .transforms import ClipAugment, augment_triplet, normalize_clip, to_unit
 from .teachers import TeacherCache, load_teacher, middle_source_frames, prepare_default_world
-from .moco import MoCoHCMTL
+from .moco import MoCoHCMTL, check_queue_size
 from .config import add_config_args, cli_errors, config_from_args
 
 # %% auto #0
@@ -130,6 +130,7 @@ def build_pretraining(cfg: Config, # the run's configuration
     teacher = None if cfg.model.variant == 'no_kd' else load_teacher(cfg.teacher, world=root, device=dev)
     if teacher is not None: teacher.amp = precision_of(tc); to_channels_last(teacher, cl)  # the run's precision and layout
     model = MoCoHCMTL(cfg).to(dev)  # parsing map at 1/4 of the clip size; kd_loss resizes F_t to it
+    check_queue_size(model.queue_size, len(dataset))
     to_channels_last(model, cl)
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=base_lr(tc, tc.batch_size * di.world_size),
                                 momentum=tc.momentum, weight_decay=tc.weight_decay)
