@@ -1,0 +1,128 @@
+"""Can the pretext tasks be learnt at all, and how fast? Trains the query network of the quick preset (R(2+1)D,
+no_kd) on one task under simpler set-ups than MoCo's, to tell a defect of the objective from a small budget.
+
+    python tools/pretext_diagnostics.py --data data/synth/quick --task speed --setup siamese --steps 150 [--fixed]
+    python tools/pretext_diagnostics.py --data data/synth/quick --all --out diag.csv      # every set-up below
+
+Tasks and set-ups (every one uses the run's own speed triplets and augmentation, fp32, SGD at the preset's lr):
+- speed, supervised: a linear classifier on the pooled contrastive features predicts each clip's playback speed;
+- speed, siamese:    L_m of eq. 6 with q, k⁺, k⁻ all through the query network, gradients through all three;
+- speed, stopgrad:   the same with the keys from the query network without gradient (MoCo with momentum 0);
+- speed, grouped:    stopgrad with the keys' batch norm over `--groups` random groups (emulated shuffle-BN);
+- app, siamese:      InfoNCE of q against the batch's k⁺ (in-batch negatives), gradients through both sides;
+- app, stopgrad:     the same with the keys without gradient.
+`--fixed` repeats one batch and one augmentation draw (can the set-up fit at all?); otherwise every step draws a
+new batch (does it learn?). Prints, every 25 steps, the mean loss and the pairwise accuracy (speed: cos(q,k⁺) >
+cos(q,k⁻), or the classifier's accuracy; app: q's nearest key in the batch is its own), beside chance.
+"""
+import argparse, csv, itertools, math, sys, time
+import torch
+import torch.nn.functional as F
+from hcmtl.core import get_preset, apply_overrides
+from hcmtl.losses import speed_margin_loss
+from hcmtl.moco import grouped_forward
+from hcmtl.pretrain import build_pretraining
+from hcmtl.sampling import speed_triplet
+from hcmtl.transforms import augment_triplet
+
+SETUPS = [('speed', 'supervised'), ('speed', 'siamese'), ('speed', 'stopgrad'), ('speed', 'grouped'),
+          ('app', 'siamese'), ('app', 'stopgrad')]
+
+def triplets(p, fixed: bool):
+    "Augmented (q, k⁺, k⁻, s⁺, s⁻) batches: one repeated, or a new one every step."
+    d = p.cfg.data
+    def make(batch):
+        q, kp, kn, sp, sn = speed_triplet(batch['windows'], d.clip_len, d.speeds, p.pair_generator)
+        return (*augment_triplet(p.augment, q, kp, kn), sp, sn)
+    if fixed:
+        one = make(next(iter(p.loader)))
+        while True: yield one
+    for batch in itertools.chain.from_iterable(itertools.repeat(p.loader)): yield make(batch)
+
+def step_terms(net, head, task, setup, groups, q, kp, kn, sp, sn):
+    "(loss, accuracy) of one step of a task under a set-up."
+    emb = lambda x: net(x, parse=False)['motion' if task == 'speed' else 'appearance']
+    if setup == 'supervised':
+        x, y = torch.cat([q, kn]), torch.cat([sp, sn]) - min(sp.min(), sn.min())
+        logits = head(net.contrast_encoder(net.low_encoder(x)).mean((2, 3, 4)))
+        return F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
+    a = emb(q)
+    if setup == 'siamese': keys = [emb(k) for k in (kp, kn)]
+    else:
+        with torch.no_grad():
+            keys = [grouped_forward(emb, k, groups) if setup == 'grouped' else emb(k) for k in (kp, kn)]
+    if task == 'speed':
+        b, c = keys
+        return speed_margin_loss(a, b, c), (F.cosine_similarity(a, b) > F.cosine_similarity(a, c)).float().mean()
+    sim = F.normalize(a, dim=1) @ F.normalize(keys[0], dim=1).t()
+    target = torch.arange(len(a))
+    return F.cross_entropy(sim / 0.07, target), (sim.argmax(1) == target).float().mean()
+
+def run(data, task, setup, steps, fixed, groups, seed, log_every=25):
+    "Train one set-up; rows of (task, setup, fixed, step, loss, acc, chance_loss, chance_acc, seconds)."
+    torch.manual_seed(seed)
+    cfg = apply_overrides(get_preset('quick'), ['model.backbone=r21d', 'model.variant=no_kd', 'data.num_workers=0',
+                                                'pretrain.precision=fp32', f'seed={seed}'])
+    p = build_pretraining(cfg, root=data)
+    net, B = p.model.model, cfg.pretrain.batch_size
+    head = torch.nn.Linear(net.motion_head.fc.in_features, len(cfg.data.speeds))
+    lr = p.optimizer.param_groups[0]['lr']
+    opt = torch.optim.SGD([*net.parameters(), *head.parameters()], lr=lr, momentum=cfg.pretrain.momentum,
+                          weight_decay=cfg.pretrain.weight_decay)
+    chance = {'speed': (cfg.loss.margin if setup != 'supervised' else math.log(len(cfg.data.speeds)),
+                        0.5 if setup != 'supervised' else 1 / len(cfg.data.speeds)),
+              'app': (math.log(B), 1 / B)}[task]
+    rows, hist, t0 = [], [], time.time()
+    for k, batch in enumerate(itertools.islice(triplets(p, fixed), steps), 1):
+        loss, acc = step_terms(net, head, task, setup, groups, *batch)
+        opt.zero_grad(); loss.backward(); opt.step()
+        hist.append((float(loss.detach()), float(acc)))
+        if k % log_every == 0:
+            h = hist[-log_every:]
+            rows.append(dict(task=task, setup=setup if setup != 'grouped' else f'grouped{groups}', fixed=fixed, step=k,
+                             loss=sum(l for l, _ in h) / len(h), acc=sum(a for _, a in h) / len(h),
+                             chance_loss=chance[0], chance_acc=chance[1], seconds=time.time() - t0))
+            print(' '.join(f'{n}={v:.3f}' if isinstance(v, float) else f'{n}={v}' for n, v in rows[-1].items()), flush=True)
+    return rows
+
+def summary_markdown(rows) -> str:
+    "A markdown table of the rows: per set-up the first and last logged loss and accuracy beside chance."
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    lines = ['| task | set-up | batches | steps | loss: first 25 → last 25 (chance) | accuracy: first → last (chance) |',
+             '|---|---|---|---|---|---|']
+    for (task, setup, fixed), g in df.groupby(['task', 'setup', 'fixed'], sort=False):
+        a, b = g.iloc[0], g.iloc[-1]
+        lines.append(f"| {task} | {setup} | {'one, repeated' if str(fixed) == 'True' else 'new each step'} | {int(b.step)} "
+                     f"| {a.loss:.2f} → {b.loss:.2f} ({a.chance_loss:.2f}) | {100 * a.acc:.0f}% → {100 * b.acc:.0f}% "
+                     f"({100 * a.chance_acc:.0f}%) |")
+    return '\n'.join(lines) + '\n'
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', required=True, help='a synthetic world (data/synth/quick)')
+    ap.add_argument('--task', choices=('speed', 'app'), default='speed')
+    ap.add_argument('--setup', choices=('supervised', 'siamese', 'stopgrad', 'grouped'), default='siamese')
+    ap.add_argument('--steps', type=int, default=150)
+    ap.add_argument('--fixed', action='store_true', help='repeat one batch and one augmentation draw')
+    ap.add_argument('--groups', type=int, default=4, help='batch-norm groups of the keys (setup grouped)')
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--all', action='store_true', help='every set-up, fixed (50 steps) and streamed (--steps)')
+    ap.add_argument('--out', help='CSV of the logged rows')
+    ap.add_argument('--summary', help='markdown table of an existing CSV (--out) to write here, without training')
+    a = ap.parse_args(argv)
+    if a.summary:
+        import pandas as pd
+        open(a.summary, 'w').write(summary_markdown(pd.read_csv(a.out).to_dict('records'))); return 0
+    torch.set_num_threads(a.threads)
+    if a.task == 'app' and a.setup in ('supervised', 'grouped'): ap.error('the app task has set-ups siamese and stopgrad')
+    plan = [(t, s, f, a.steps if not f else 50) for f in (True, False) for t, s in SETUPS] if a.all else \
+           [(a.task, a.setup, a.fixed, a.steps)]
+    rows = [r for t, s, f, n in plan for r in run(a.data, t, s, n, f, a.groups, a.seed)]
+    if a.out:
+        with open(a.out, 'w', newline='') as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+        print('wrote', a.out)
+
+if __name__ == '__main__': sys.exit(main())
