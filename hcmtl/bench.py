@@ -969,13 +969,13 @@ def reproduction_budget(counts: dict, # from `reproduction_counts`
                        ) -> 'pd.DataFrame':
     "Estimated CPU-seconds of a reproduction's steps and evaluation forwards, one row per (stage, backbone, variant)."
     import math, pandas as pd
-    from hcmtl.reproduce import DEFAULT_SEEDS, REPRO_BACKBONES, REPRO_DATASETS, REPRO_VARIANTS
+    from hcmtl.reproduce import DEFAULT_BACKBONES, DEFAULT_SEEDS, REPRO_BACKBONES, REPRO_DATASETS, REPRO_VARIANTS
     cfg = apply_overrides(get_preset(preset), overrides)
     n = seeds or DEFAULT_SEEDS[preset]
     pb, fb, fe, clips = cfg.pretrain.batch_size, cfg.finetune.batch_size, cfg.finetune.epochs, cfg.data.test_clips
     pre_steps = counts['pool'] // pb * cfg.pretrain.epochs  # the pretraining loader drops the last partial batch
     rows = []
-    for bb in REPRO_BACKBONES:
+    for bb in DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES):  # the backbones the preset's reproduction trains
         for v in REPRO_VARIANTS:
             rows.append(dict(stage='pretrain', backbone=bb, variant=v, jobs=n, steps=n * pre_steps,
                              cpu_s=n * pre_steps * costs[(bb, v)]['step_cpu_s']))
