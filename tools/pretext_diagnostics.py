@@ -39,11 +39,11 @@ def triplets(p, fixed: bool):
         while True: yield one
     for batch in itertools.chain.from_iterable(itertools.repeat(p.loader)): yield make(batch)
 
-def step_terms(net, head, task, setup, groups, q, kp, kn, sp, sn):
-    "(loss, accuracy) of one step of a task under a set-up."
+def step_terms(net, head, task, setup, groups, speeds, q, kp, kn, sp, sn):
+    "(loss, accuracy) of one step of a task under a set-up; `speeds` sorted, as a tensor (the classes of `supervised`)."
     emb = lambda x: net(x, parse=False)['motion' if task == 'speed' else 'appearance']
     if setup == 'supervised':
-        x, y = torch.cat([q, kn]), torch.cat([sp, sn]) - min(sp.min(), sn.min())
+        x, y = torch.cat([q, kn]), torch.searchsorted(speeds, torch.cat([sp, sn]))  # class = rank of the speed
         logits = head(net.contrast_encoder(net.low_encoder(x)).mean((2, 3, 4)))
         return F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
     a = emb(q)
@@ -74,7 +74,7 @@ def run(data, task, setup, steps, fixed, groups, seed, log_every=25):
               'app': (math.log(B), 1 / B)}[task]
     rows, hist, t0 = [], [], time.time()
     for k, batch in enumerate(itertools.islice(triplets(p, fixed), steps), 1):
-        loss, acc = step_terms(net, head, task, setup, groups, *batch)
+        loss, acc = step_terms(net, head, task, setup, groups, torch.tensor(sorted(cfg.data.speeds)), *batch)
         opt.zero_grad(); loss.backward(); opt.step()
         hist.append((float(loss.detach()), float(acc)))
         if k % log_every == 0:
