@@ -1013,7 +1013,8 @@ def side_by_side(df: 'pd.DataFrame', # rows of one or more `run_bench` runs with
 def estimated_counts(preset: str='synth') -> dict:
     "Videos of a preset's world from its SynthConfig, as `reproduction_counts` returns them (no world needed)."
     cfg = get_preset(preset); s, vf = cfg.synth, cfg.data.val_fraction
-    ucf_test = s.ucf_classes * min(7, s.ucf_groups) * s.ucf_clips_per_group
+    from hcmtl.synth.world import ucf_test_groups
+    ucf_test = s.ucf_classes * len(ucf_test_groups(1, s.ucf_groups)) * s.ucf_clips_per_group
     ucf_all = s.ucf_classes * s.ucf_groups * s.ucf_clips_per_group - ucf_test
     hmdb_all = s.hmdb_classes * s.hmdb_train_per_class
     split = lambda n: (n - round(n * vf), round(n * vf))
