@@ -72,9 +72,9 @@ def run(data, task, setup, steps, fixed, groups, seed, log_every=25):
     chance = {'speed': (cfg.loss.margin if setup != 'supervised' else math.log(len(cfg.data.speeds)),
                         0.5 if setup != 'supervised' else 1 / len(cfg.data.speeds)),
               'app': (math.log(B), 1 / B)}[task]
-    rows, hist, t0 = [], [], time.time()
+    rows, hist, t0, speeds = [], [], time.time(), torch.tensor(sorted(cfg.data.speeds))
     for k, batch in enumerate(itertools.islice(triplets(p, fixed), steps), 1):
-        loss, acc = step_terms(net, head, task, setup, groups, torch.tensor(sorted(cfg.data.speeds)), *batch)
+        loss, acc = step_terms(net, head, task, setup, groups, speeds, *batch)
         opt.zero_grad(); loss.backward(); opt.step()
         hist.append((float(loss.detach()), float(acc)))
         if k % log_every == 0:
@@ -88,15 +88,15 @@ def run(data, task, setup, steps, fixed, groups, seed, log_every=25):
 def summary_markdown(rows) -> str:
     "A markdown table of the rows: per set-up the first and last logged loss and accuracy beside chance."
     import pandas as pd
-    df = pd.DataFrame(rows)
-    lines = ['| task | set-up | batches | steps | loss: first 25 → last 25 (chance) | accuracy: first → last (chance) |',
-             '|---|---|---|---|---|---|']
-    for (task, setup, fixed), g in df.groupby(['task', 'setup', 'fixed'], sort=False):
+    from hcmtl.bench import markdown_table
+    out = []
+    for (task, setup, fixed), g in pd.DataFrame(rows).groupby(['task', 'setup', 'fixed'], sort=False):
         a, b = g.iloc[0], g.iloc[-1]
-        lines.append(f"| {task} | {setup} | {'one, repeated' if str(fixed) == 'True' else 'new each step'} | {int(b.step)} "
-                     f"| {a.loss:.2f} → {b.loss:.2f} ({a.chance_loss:.2f}) | {100 * a.acc:.0f}% → {100 * b.acc:.0f}% "
-                     f"({100 * a.chance_acc:.0f}%) |")
-    return '\n'.join(lines) + '\n'
+        out.append({'task': task, 'set-up': setup, 'batches': 'one, repeated' if str(fixed) == 'True' else 'new each step',
+                    'steps': str(int(b.step)),
+                    'loss: first 25 → last 25 (chance)': f'{a.loss:.2f} → {b.loss:.2f} ({a.chance_loss:.2f})',
+                    'accuracy: first → last (chance)': f'{100 * a.acc:.0f}% → {100 * b.acc:.0f}% ({100 * a.chance_acc:.0f}%)'})
+    return markdown_table(pd.DataFrame(out)) + '\n'
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
