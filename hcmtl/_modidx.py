@@ -111,6 +111,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'hcmtl.bench.e2e_root': ('nbs/bench.html#e2e_root', 'hcmtl/bench.py'),
                              'hcmtl.bench.estimated_counts': ('nbs/bench.html#estimated_counts', 'hcmtl/bench.py'),
                              'hcmtl.bench.features_work': ('nbs/bench.html#features_work', 'hcmtl/bench.py'),
+                             'hcmtl.bench.finetune_rig': ('nbs/bench.html#finetune_rig', 'hcmtl/bench.py'),
                              'hcmtl.bench.finetune_work': ('nbs/bench.html#finetune_work', 'hcmtl/bench.py'),
                              'hcmtl.bench.finish_row': ('nbs/bench.html#finish_row', 'hcmtl/bench.py'),
                              'hcmtl.bench.first_call_s': ('nbs/bench.html#first_call_s', 'hcmtl/bench.py'),

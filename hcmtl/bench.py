@@ -39,7 +39,7 @@ __all__ = ['log', 'PHASES', 'SYNC_OPS', 'SPEEDUPS', 'BENCH_DIR', 'GPU_COLUMNS', 
            'time_interleaved', 'rss_bytes', 'PeakMemory', 'bench_config', 'baseline_config', 'ideal_step_rate',
            'backbone_work', 'backbone_rates', 'bench_backbone', 'BenchRig', 'bench_teacher', 'build_rig', 'train_step',
            'random_windows', 'CachedTeacher', 'step_work', 'step_rates', 'bench_step', 'write_test_videos',
-           'attach_loader', 'loader_batches', 'bench_loader_step', 'finetune_work', 'features_work',
+           'attach_loader', 'loader_batches', 'bench_loader_step', 'finetune_rig', 'finetune_work', 'features_work',
            'bench_finetune_step', 'profile_step', 'bench_decode_resize', 'bench_backends', 'bench_transcode',
            'device_name', 'bench_data_root', 'bench_settings', 'row_header', 'measure_backbones', 'first_call_s',
            'measure_steps', 'measure_e2e', 'measure_profile', 'measure_finetune', 'measure_io', 'finish_row',
@@ -420,11 +420,11 @@ def bench_loader_step(rig: BenchRig, # with a loader (`attach_loader`)
             'mem_delta_mb': mem.delta_mb, 'mem_kind': mem.kind}
 
 # %% ../nbs/18_bench.ipynb #c050
-def finetune_work(cfg: Config, # from `bench_config` (cfg.finetune: batch, precision, layout, compile)
-                  device='cpu', # where to run
-                  num_classes: int=10, # classifier outputs
-                 ):
-    "One fine-tuning step on fixed random clips on the device, as a work to time."
+def finetune_rig(cfg: Config, # from `bench_config` (cfg.finetune: batch, precision, layout, compile)
+                 device='cpu', # where to run
+                 num_classes: int=10, # classifier outputs
+                ) -> tuple:
+    "(f, optimizer, batch): what `finetune_step` reads of a fine-tuning run, with fixed random clips on the device."
     dev, tc, d = torch.device(device), cfg.finetune, cfg.data
     cfg = finetune_data(cfg)
     seed_everything(cfg.seed)
@@ -438,6 +438,14 @@ def finetune_work(cfg: Config, # from `bench_config` (cfg.finetune: batch, preci
     batch = {'clip': torch.randint(0, 256, (tc.batch_size, 3, d.clip_len, d.size, d.size), dtype=torch.uint8,
                                    generator=g).to(dev),
              'label': torch.randint(0, num_classes, (tc.batch_size,), generator=g).to(dev)}
+    return f, opt, batch
+
+def finetune_work(cfg: Config, # from `bench_config` (cfg.finetune: batch, precision, layout, compile)
+                  device='cpu', # where to run
+                  num_classes: int=10, # classifier outputs
+                 ):
+    "One fine-tuning step on fixed random clips on the device, as a work to time."
+    f, opt, batch = finetune_rig(cfg, device, num_classes)
     def step():
         out = finetune_step(f, batch)
         float(out['loss'].detach()); float(out['acc'])  # the trainer logs both every step

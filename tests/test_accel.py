@@ -139,21 +139,17 @@ def test_cpu_allocator_and_step_clips():
 @pytest.mark.parametrize('precision,channels_last', [('bf16', True), ('fp32', False)])
 def test_finetune_step_clips(precision, channels_last):
     "finetune_step hands the classifier its clips in the step's dtype and layout, and the loss stays fp32."
-    from types import SimpleNamespace
+    from hcmtl.bench import finetune_rig
     from hcmtl.finetune import finetune_step
-    from hcmtl.model import HCMTLClassifier
-    from hcmtl.transforms import ClipAugment
     cfg = bench_config('smoke', 'c3d', 'full', batch=2, precision=precision, channels_last=channels_last, device='cpu')
+    f, _, batch = finetune_rig(cfg, CPU, num_classes=4)
     torch.set_num_threads(1)
-    model = to_channels_last(HCMTLClassifier(cfg.model, 4).train(), channels_last)
-    f = SimpleNamespace(cfg=cfg, device=CPU, model=model, channels_last=channels_last, augment=ClipAugment(cfg.data, seed=0))
     seen = []
-    hook = model.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
-    d = cfg.data
-    batch = {'clip': torch.randint(0, 256, (2, 3, d.clip_len, d.size, d.size), dtype=torch.uint8), 'label': torch.tensor([0, 3])}
+    hook = f.model.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
     out = finetune_step(f, batch)
     hook.remove()
     out['loss'].backward()
     want = torch.bfloat16 if precision == 'bf16' else torch.float32
-    assert seen[0].dtype == want and seen[0].is_contiguous(memory_format=torch.channels_last_3d) == channels_last
+    assert f.channels_last == resolve_channels_last(CPU, channels_last)  # True: where the layouts pay on this CPU
+    assert seen[0].dtype == want and seen[0].is_contiguous(memory_format=torch.channels_last_3d) == f.channels_last
     assert out['loss'].dtype == torch.float32 and torch.isfinite(out['loss'])
