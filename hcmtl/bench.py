@@ -27,6 +27,7 @@ from .moco import MoCoHCMTL
 from .pretrain import pretrain_items, pretrain_step
 from .finetune import finetune_data, finetune_step
 from .sampling import middle_frame, speed_triplet, window_indices
+from .synth.world import ucf_test_groups
 from .teachers import PART_LABELS, SCHPNet, SCHPTeacher, SynthParsingNet, SynthTeacher, load_teacher
 from .transforms import ClipAugment, to_unit
 from .video import (DEFAULT_BACKEND, available_backends, clear_meta_cache, read_frames, transcode_video,
@@ -1021,7 +1022,6 @@ def side_by_side(df: 'pd.DataFrame', # rows of one or more `run_bench` runs with
 def estimated_counts(preset: str='synth') -> dict:
     "Videos of a preset's world from its SynthConfig, as `reproduction_counts` returns them (no world needed)."
     cfg = get_preset(preset); s, vf = cfg.synth, cfg.data.val_fraction
-    from hcmtl.synth.world import ucf_test_groups
     ucf_test = s.ucf_classes * len(ucf_test_groups(1, s.ucf_groups)) * s.ucf_clips_per_group
     ucf_all = s.ucf_classes * s.ucf_groups * s.ucf_clips_per_group - ucf_test
     hmdb_all = s.hmdb_classes * s.hmdb_train_per_class
