@@ -14,12 +14,13 @@ Scores, with the 95% Wilson interval over the triplets:
 - queue: q's own g_a(k⁺) is nearer than each of the g_a(k⁺) of the two batches before (2B keys, as in quick's queue
   of 32; chance 1/(2B+1)). With `batch` BN the own key shares its batch statistics with q and the older keys do not,
   so a network that matches queries to keys through batch statistics scores higher here than with `eval` BN;
-- speed probe: a logistic regression on the pooled features of f_l, h_c (eval BN) tells q's speed from k⁻'s; trained
-  on the first 60% of the batches, tested on the rest (chance 50%). Does the encoder carry speed, in any direction?
+- speed probe: the project's linear probe (`metrics.linear_probe`, weight decay chosen on a held-out fifth of its
+  training clips) on the pooled features of f_l, h_c (eval BN) tells the faster clip of (q, k⁻) from the slower;
+  trained on the first 60% of the batches, tested on the rest (chance 50%). Does the encoder carry speed at all?
 A score that is high with `batch` and at chance with `eval` was learnt through batch statistics, not from the clips.
 Every run sees the same triplets (one data stream, seeded by --seed), so the rows are paired.
 """
-import argparse, sys
+import argparse, itertools, sys
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -28,19 +29,14 @@ from hcmtl.engine import load_latest_checkpoint
 from hcmtl.moco import MoCoHCMTL
 from hcmtl.pretrain import build_pretraining
 from hcmtl.results import wilson_ci
-from hcmtl.sampling import speed_triplet
-from hcmtl.transforms import augment_triplet
+from hcmtl.metrics import linear_probe
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretext_diagnostics import triplets as triplet_stream  # the same speed triplets and augmentation
 
 def eval_triplets(data, seed: int, batches: int, preset: str='quick') -> list:
     "`batches` augmented (q, k⁺, k⁻, s⁺, s⁻) batches of the preset's pool, drawn once from a seeded stream."
     cfg = apply_overrides(get_preset(preset), ['model.variant=no_kd', 'data.num_workers=0', f'seed={seed}'])
-    p, d, out = build_pretraining(cfg, root=data), cfg.data, []
-    while len(out) < batches:
-        for batch in p.loader:
-            q, kp, kn, sp, sn = speed_triplet(batch['windows'], d.clip_len, d.speeds, p.pair_generator)
-            out.append((*augment_triplet(p.augment, q, kp, kn), sp, sn))
-            if len(out) == batches: break
-    return out
+    return list(itertools.islice(triplet_stream(build_pretraining(cfg, root=data), fixed=False), batches))
 
 def run_config(run):
     "The config of a pretraining run directory, or a clear exit when it is none."
@@ -50,6 +46,7 @@ def run_config(run):
 def load_query_network(run, seed: int, like=None):
     "(name, query network) of a pretraining run's newest checkpoint; for run 'random' a random-init network of config `like`."
     if run == 'random':
+        if like is None: raise ValueError("a 'random' network needs the config `like` of its architecture")
         torch.manual_seed(seed)
         return f'random init ({like.model.backbone})', MoCoHCMTL(apply_overrides(like, ['model.variant=no_kd'])).model
     cfg = run_config(run)
@@ -68,9 +65,7 @@ def bn_mode(net, mode: str):
 @torch.no_grad()
 def scores(net, triplets, mode: str) -> dict:
     "Speed-ranking and instance-retrieval hits of `net` over the triplets, batch norm in `mode`."
-    bn_mode(net, mode)
-    emb = (lambda x: net(x, parse=False)) if mode == 'batch' else \
-          (lambda x: {k: torch.cat([net(c[None], parse=False)[k] for c in x]) for k in ('motion', 'appearance')})
+    emb = lambda x: bn_mode(net, mode)(x, parse=False)  # eval BN normalises each clip alone, batched or not
     speed = inst = queue = nq = n = 0
     old = []  # appearance keys of the batches before
     for q, kp, kn, _, _ in triplets:
@@ -87,22 +82,13 @@ def scores(net, triplets, mode: str) -> dict:
 def pooled(net, x): return net.contrast_encoder(net.low_encoder(x)).mean((2, 3, 4))
 
 def speed_probe(net, triplets, train_share: float=0.6) -> tuple:
-    "(hits, n) of a logistic regression telling the faster clip of (q, k⁻) from the slower on frozen pooled features (eval BN)."
+    "(hits, n) of the linear probe (`metrics.linear_probe`) telling the faster clip of (q, k⁻) from the slower, frozen pooled features, eval BN."
     bn_mode(net, 'eval')
-    xs = [torch.cat([pooled(net, c[None]) for c in torch.cat([q, kn])]) for q, kp, kn, sp, sn in triplets]
-    ys = [(torch.cat([sp, sn]) == max(torch.cat([sp, sn]))).float() for q, kp, kn, sp, sn in triplets]  # 1 = the faster
-    cut = round(train_share * len(xs))  # whole batches on each side: a video is in train or in test
-    xtr, ytr, xte, yte = torch.cat(xs[:cut]), torch.cat(ys[:cut]), torch.cat(xs[cut:]), torch.cat(ys[cut:])
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    w = torch.zeros(xtr.shape[1], requires_grad=True); b = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=200)
-    def closure():
-        opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits((xtr - mu) / sd @ w + b, ytr) + 1e-3 * w.square().sum()
-        loss.backward(); return loss
-    opt.step(closure)
-    with torch.no_grad(): hits = int((((xte - mu) / sd @ w + b > 0).float() == yte).sum())
-    return hits, len(yte)
+    split = lambda ts: {'features': torch.cat([pooled(net, torch.cat([q, kn])) for q, kp, kn, sp, sn in ts]),
+                        'labels': torch.cat([(torch.cat([sp, sn]) == max(sp.max(), sn.max())).long() for *_, sp, sn in ts])}
+    cut = round(train_share * len(triplets))  # whole batches on each side: a video is in train or in test
+    res = linear_probe(split(triplets[:cut]), split(triplets[cut:]), num_classes=2, ks=(1,))
+    return round(res['acc1'] * res['num_test'] / 100), res['num_test']
 
 def cell(hits: int, n: int) -> str:
     "A score in percent with its 95% Wilson interval."
