@@ -1048,6 +1048,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'hcmtl.video.fallback_chain': ('nbs/video.html#fallback_chain', 'hcmtl/video.py'),
                              'hcmtl.video.header_frames': ('nbs/video.html#header_frames', 'hcmtl/video.py'),
                              'hcmtl.video.output_size': ('nbs/video.html#output_size', 'hcmtl/video.py'),
+                             'hcmtl.video.partial_path': ('nbs/video.html#partial_path', 'hcmtl/video.py'),
                              'hcmtl.video.plan_transcode': ('nbs/video.html#plan_transcode', 'hcmtl/video.py'),
                              'hcmtl.video.probe_video': ('nbs/video.html#probe_video', 'hcmtl/video.py'),
                              'hcmtl.video.read_frames': ('nbs/video.html#read_frames', 'hcmtl/video.py'),

@@ -16,9 +16,10 @@ from .config import cli_errors
 
 # %% auto #0
 __all__ = ['log', 'VIDEO_EXTS', 'BACKENDS', 'DEFAULT_BACKEND', 'DECODER_THREADS', 'DECORD_THREADS', 'MANIFEST',
-           'VideoDecodeError', 'VideoMeta', 'write_video', 'available_backends', 'check_backend', 'fallback_chain',
-           'clear_meta_cache', 'video_meta', 'output_size', 'read_frames', 'header_frames', 'probe_video', 'walk_files',
-           'transcode_video', 'copy_atomic', 'plan_transcode', 'transcode_tree', 'transcode_cli']
+           'VideoDecodeError', 'VideoMeta', 'partial_path', 'write_video', 'available_backends', 'check_backend',
+           'fallback_chain', 'clear_meta_cache', 'video_meta', 'output_size', 'read_frames', 'header_frames',
+           'probe_video', 'walk_files', 'transcode_video', 'copy_atomic', 'plan_transcode', 'transcode_tree',
+           'transcode_cli']
 
 # %% ../nbs/02_video.ipynb #c005
 log = logging.getLogger('hcmtl.video')
@@ -82,6 +83,12 @@ def _yuv420_frame(rgb: np.ndarray):
         buf = np.zeros((pl.height, pl.line_size), np.uint8); buf[:, :a.shape[1]] = a; pl.update(buf.tobytes())
     return vf
 
+# %% ../nbs/02_video.ipynb #c017b
+def partial_path(path: Path) -> Path:
+    "The temporary file this process writes `path` through (`<name>.<pid>.part`, beside it)."
+    return path.with_name(f'{path.name}.{os.getpid()}.part')
+
+
 # %% ../nbs/02_video.ipynb #c018
 def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.264 when available)
                 frames: np.ndarray, # uint8 T×H×W×3 RGB
@@ -97,7 +104,7 @@ def write_video(path, # output file: .avi (MPEG-4 Part 2) or .mp4/.mov/.mkv (H.2
     if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be T×H×W×3, got {frames.shape} for {path}")
     h, w = frames.shape[1:3]
     if h % 2 or w % 2: raise ValueError(f"frame size must be even for yuv420p, got {w}x{h} for {path}")
-    tmp = path.with_name(path.name + '.part')
+    tmp = partial_path(path)
     try:
         with av.open(str(tmp), mode='w', format=_container_format(path)) as out:
             st = _add_stream(out, path, fps, w, h, gop, bit_rate, 18, codec)
@@ -368,7 +375,7 @@ def transcode_video(src, # input video
     h, w = output_size(video_meta(src, 'pyav'), short_side)
     h, w = h - h % 2, w - w % 2
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + '.part')
+    tmp = partial_path(dst)
     try:
         with av.open(str(src)) as inp, av.open(str(tmp), mode='w', format=_container_format(dst)) as out:
             ist = inp.streams.video[0]

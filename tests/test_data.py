@@ -302,6 +302,33 @@ def test_transcode_killed_copy_leaves_no_accepted_stub(tmp_path, monkeypatch):
     assert r['done'] == 1 and (dst / 'labels.csv').read_text() == (src / 'labels.csv').read_text()
 
 
+def _transcode_in_step(src, dst, barrier, results):
+    "Child of the test below: transcode_tree with every video rename held until the other process reaches it too."
+    real = os.replace
+    def in_step(a, b):
+        if str(a).endswith('.part'): barrier.wait(timeout=60)  # both processes have written this video's temporary file
+        return real(a, b)
+    os.replace = in_step
+    r = transcode_tree(src, dst, 32, workers=1)
+    results.put(r['failed'])
+
+
+def test_two_transcodes_into_one_tree_both_finish(tmp_path):
+    import multiprocessing as mp
+    from hcmtl.video import clear_meta_cache, video_meta
+    src, dst = small_tree(tmp_path / 'src'), tmp_path / 'dst'
+    ctx = mp.get_context('fork')
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_transcode_in_step, args=(src, dst, barrier, results)) for _ in range(2)]
+    for p in procs: p.start()
+    for p in procs: p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert [results.get(timeout=5) for _ in procs] == [[], []]  # neither lost a video to the other's rename
+    assert not list(dst.rglob('*.part'))
+    clear_meta_cache()
+    for rel in ('a/x.avi', 'b/y.mp4'): assert video_meta(dst / rel, 'pyav').num_frames == 10
+
+
 def test_transcode_rerun_with_other_settings_redoes_videos(tmp_path, capsys):
     src, dst = small_tree(tmp_path / 'src'), tmp_path / 'dst'
     assert transcode_cli([str(src), str(dst), '--short-side', '32', '--workers', '2']) == 0
