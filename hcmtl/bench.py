@@ -1022,12 +1022,16 @@ def side_by_side(df: 'pd.DataFrame', # rows of one or more `run_bench` runs with
 def estimated_counts(preset: str='synth') -> dict:
     "Videos of a preset's world from its SynthConfig, as `reproduction_counts` returns them (no world needed)."
     cfg = get_preset(preset); s, vf = cfg.synth, cfg.data.val_fraction
-    ucf_test = s.ucf_classes * len(ucf_test_groups(1, s.ucf_groups)) * s.ucf_clips_per_group
-    ucf_all = s.ucf_classes * s.ucf_groups * s.ucf_clips_per_group - ucf_test
-    hmdb_all = s.hmdb_classes * s.hmdb_train_per_class
-    split = lambda n: (n - round(n * vf), round(n * vf))
-    return {'pool': s.pool_classes * s.pool_per_class, 'ucf101': (*split(ucf_all), ucf_test),
-            'hmdb51': (*split(hmdb_all), s.hmdb_classes * s.hmdb_test_per_class)}
+    test_groups = len(ucf_test_groups(1, s.ucf_groups))
+    ucf_test, train_groups = s.ucf_classes * test_groups * s.ucf_clips_per_group, s.ucf_groups - test_groups
+    held_groups = min(max(1, round(vf * train_groups)), train_groups - 1) if vf > 0 and train_groups >= 2 else 0
+    ucf_val = s.ucf_classes * held_groups * s.ucf_clips_per_group  # `carve_val` holds out whole groups
+    held_per_class = max(1, round(vf * s.hmdb_train_per_class)) if vf > 0 and s.hmdb_train_per_class >= 2 else 0
+    hmdb_val = s.hmdb_classes * held_per_class  # HMDB51 has no groups: `carve_val` holds out videos of each class
+    return {'pool': s.pool_classes * s.pool_per_class,
+            'ucf101': (s.ucf_classes * train_groups * s.ucf_clips_per_group - ucf_val, ucf_val, ucf_test),
+            'hmdb51': (s.hmdb_classes * s.hmdb_train_per_class - hmdb_val, hmdb_val, s.hmdb_classes * s.hmdb_test_per_class)}
+
 
 # %% ../nbs/18_bench.ipynb #c124
 def markdown_table(df: 'pd.DataFrame', digits: int=3) -> str:

@@ -113,3 +113,8 @@ def test_gpu_check_cpu_dry_run(tmp_path):
     assert md.startswith('# GPU check: ') and 'Projected smoke reproduction' in md and '| backbone |' in md
     bad = subprocess.run(['bash', str(REPO / 'tools' / 'gpu_check.sh'), '--bogus'], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and 'unknown argument --bogus' in bad.stderr
+
+
+def test_estimated_counts_match_a_generated_world(smoke_world):
+    from hcmtl.bench import estimated_counts, reproduction_counts
+    assert estimated_counts('smoke') == reproduction_counts('smoke', smoke_world)  # train/val/test as the splits carve them
