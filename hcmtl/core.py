@@ -419,7 +419,7 @@ def _smoke() -> Config:
     c.data = DataConfig(clip_len=4, size=32, num_workers=0, test_clips=2, crop_scale=(0.5, 1.0))
     c.model = ModelConfig(width=0.125, emb_dim=16, decoder_channels=16)
     c.loss = LossConfig(queue_size=64, momentum=0.99)
-    c.teacher = TeacherConfig(train_epochs=2, train_size=32, width=8)
+    c.teacher = TeacherConfig(train_epochs=2, train_size=32, width=8, source='crop')  # no teacher cache: parse the crop
     c.pretrain = TrainConfig(epochs=1, batch_size=4, lr=0.05, ckpt_every=2, log_every=1, amp=False, precision='fp32',
                              max_steps=4)
     c.finetune = TrainConfig(epochs=2, batch_size=4, lr=0.05, ckpt_every=0, log_every=1, amp=False, precision='fp32')
@@ -435,7 +435,7 @@ def _quick() -> Config:
     c.model = ModelConfig(width=0.25, emb_dim=64, decoder_channels=32, dropout=0.5)
     c.loss = LossConfig(queue_size=32, momentum=0.99,  # K: a third of the 96 pool videos (see `check_queue_size`)
                         shuffle_bn_groups=1)  # key BN over the batch of 16 clips, RSPNet's batch per GPU (11_moco)
-    c.teacher = TeacherConfig(train_epochs=15, train_size=64, width=16)
+    c.teacher = TeacherConfig(train_epochs=15, train_size=64, width=16, source='crop')  # no teacher cache: parse the crop
     c.pretrain = TrainConfig(epochs=6, batch_size=16, lr=0.1, ckpt_every=50, log_every=5)
     c.finetune = TrainConfig(epochs=4, batch_size=16, lr=0.05, ckpt_every=0, log_every=5, eval_every=2)
     c.synth = SynthConfig(frame_size=80, num_frames=32, ucf_groups=18, ucf_clips_per_group=8,  # 400 UCF-like test videos

@@ -218,17 +218,20 @@ def test_teacher_cache_is_built_and_used(smoke_world, tmp_path, monkeypatch, cap
     cache = tmp_path / 'cache'
     assert teacher_cli(['cache', '--data', str(smoke_world), '--out', str(cache), '--preset', 'smoke']) == 0
     assert len(list(cache.glob('*.npz'))) == 8  # every pool video of the smoke world
-    cfg = apply_overrides(get_preset('smoke'), [f'data.root={smoke_world}', f'teacher.cache={cache}'])
+    cfg = apply_overrides(get_preset('smoke'), [f'data.root={smoke_world}', f'teacher.cache={cache}', 'teacher.source=frame'])
     p = build_pretraining(cfg)
     terms = pretrain_step(p, next(iter(p.loader)))
     assert p.cache_hits == 1 and torch.isfinite(terms['kd'])
     out = tmp_path / 'run'
     assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(out), '--device', 'cpu',
-                         f'teacher.cache={cache}']) == 0
+                         f'teacher.cache={cache}', 'teacher.source=frame']) == 0
     assert (out / 'done.json').is_file()
     assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'x'),
-                         '--device', 'cpu', f'teacher.cache={tmp_path / "nope"}']) == 2
-    assert 'teacher.cache' in capsys.readouterr().err
+                         '--device', 'cpu', 'teacher.source=frame', f'teacher.cache={tmp_path / "nope"}']) == 2
+    assert 'no cache folder' in capsys.readouterr().err
+    assert pretrain_cli(['--preset', 'smoke', '--data', str(smoke_world), '--out', str(tmp_path / 'y'),
+                         '--device', 'cpu', f'teacher.cache={cache}']) == 2  # smoke parses crops: the cache would be ignored
+    assert 'teacher.source=frame' in capsys.readouterr().err
 
 
 # --- run directories, guards, logs -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def _add_eval(sub):
 def _add_cache(sub):
     ca = sub.add_parser('cache', help='precompute the teacher maps of the pretraining pool (for teacher.cache=DIR)')
     ca.add_argument('--data', required=True, help='synthetic world W or Kinetics root (its train/ pool is cached)')
-    ca.add_argument('--out', required=True, help='cache folder (then pretrain with teacher.cache=OUT)')
+    ca.add_argument('--out', required=True, help='cache folder (then pretrain with teacher.source=frame teacher.cache=OUT)')
     ca.add_argument('--teacher', default=None, help='default: W/teacher.pt'); ca.add_argument('--kind', default='synth', choices=('synth', 'schp'))
     ca.add_argument('--input-size', type=int, default=None); ca.add_argument('--stride', type=int, default=2)
     ca.add_argument('--device', default='cpu')
