@@ -1,4 +1,5 @@
-"""The research tools in tools/ on the smoke world (`smoke_world`, tests/conftest.py): pretext_eval."""
+"""The research tools in tools/ on the smoke world (`smoke_world`, tests/conftest.py): pretext_eval, and the tables and
+plots of pretext_diagnostics."""
 import importlib.util, re
 from pathlib import Path
 
@@ -62,3 +63,18 @@ def test_batch_mode_leaves_running_statistics(pretext_eval, short_run, smoke_wor
 def test_pretext_eval_refuses_a_folder_that_is_no_run(pretext_eval, smoke_world, tmp_path):
     with pytest.raises(SystemExit, match='not a pretraining run'):
         pretext_eval.main([str(tmp_path), '--data', str(smoke_world), '--preset', 'smoke', '--batches', '1'])
+
+
+def test_diagnostics_summary_and_plot_from_a_csv(tmp_path, capsys):
+    diag = _load_tool('pretext_diagnostics')
+    rows = [dict(task='speed', setup=setup, fixed=False, step=25 * k, loss=2.0, acc=acc, chance_loss=2.0, chance_acc=0.5,
+                 seconds=k) for setup, accs in (('siamese', (0.5, 0.8, 0.55)), ('supervised', (0.6, 0.9, 0.99)))
+            for k, acc in enumerate(accs, 1)]
+    pd.DataFrame(rows).to_csv(tmp_path / 'd.csv', index=False)
+    assert diag.main(['--data', 'unused', '--out', str(tmp_path / 'd.csv'), '--summary', str(tmp_path / 'd.md'),
+                      '--plot', str(tmp_path / 'd.png')]) == 0
+    table = (tmp_path / 'd.md').read_text().splitlines()
+    assert table[2].endswith('| 50% → 55% (50%) | 80% (50) |') and table[3].endswith('| 60% → 99% (50%) | 99% (75) |')
+    assert (tmp_path / 'd.png').read_bytes()[:4] == b'\x89PNG'
+    with pytest.raises(SystemExit) as e: diag.main(['--data', 'unused', '--out', str(tmp_path / 'no.csv'), '--plot', 'x.png'])
+    assert e.value.code == 2 and 'no.csv' in capsys.readouterr().err

@@ -3,6 +3,7 @@ no_kd) on one task under simpler set-ups than MoCo's, to tell a defect of the ob
 
     python tools/pretext_diagnostics.py --data data/synth/quick --task speed --setup siamese --steps 150 [--fixed]
     python tools/pretext_diagnostics.py --data data/synth/quick --all --out diag.csv      # every set-up below
+    python tools/pretext_diagnostics.py --data data/synth/quick --out diag.csv --summary diag.md --plot diag.png
 
 Tasks and set-ups (every one uses the run's own speed triplets and augmentation, fp32, SGD at the preset's lr):
 - speed, supervised: a linear classifier on the pooled contrastive features predicts each clip's playback speed;
@@ -16,6 +17,7 @@ new batch (does it learn?). Prints, every 25 steps, the mean loss and the pairwi
 cos(q,k⁻), or the classifier's accuracy; app: q's nearest key in the batch is its own), beside chance.
 """
 import argparse, csv, itertools, math, sys, time
+from pathlib import Path
 import torch
 import torch.nn.functional as F
 from hcmtl.core import get_preset, apply_overrides
@@ -86,17 +88,30 @@ def run(data, task, setup, steps, fixed, groups, seed, log_every=25):
     return rows
 
 def summary_markdown(rows) -> str:
-    "A markdown table of the rows: per set-up the first and last logged loss and accuracy beside chance."
+    "A markdown table of the rows: per set-up the first, best and last logged loss and accuracy beside chance."
     import pandas as pd
     from hcmtl.bench import markdown_table
     out = []
     for (task, setup, fixed), g in pd.DataFrame(rows).groupby(['task', 'setup', 'fixed'], sort=False):
-        a, b = g.iloc[0], g.iloc[-1]
+        a, b, best = g.iloc[0], g.iloc[-1], g.loc[g.acc.idxmax()]
         out.append({'task': task, 'set-up': setup, 'batches': 'one, repeated' if str(fixed) == 'True' else 'new each step',
                     'steps': str(int(b.step)),
                     'loss: first 25 → last 25 (chance)': f'{a.loss:.2f} → {b.loss:.2f} ({a.chance_loss:.2f})',
-                    'accuracy: first → last (chance)': f'{100 * a.acc:.0f}% → {100 * b.acc:.0f}% ({100 * a.chance_acc:.0f}%)'})
+                    'accuracy: first → last (chance)': f'{100 * a.acc:.0f}% → {100 * b.acc:.0f}% ({100 * a.chance_acc:.0f}%)',
+                    'best 25 steps (ending at step)': f'{100 * best.acc:.0f}% ({int(best.step)})'})
     return markdown_table(pd.DataFrame(out)) + '\n'
+
+def plot_accuracy(rows, path):
+    "Accuracy of every logged 25-step window against the step, one line per set-up, chance dashed."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for (task, setup, fixed), g in pd.DataFrame(rows).groupby(['task', 'setup', 'fixed'], sort=False):
+        line, = ax.plot(g.step, 100 * g.acc, label=f"{task}, {setup}" + (', one batch' if str(fixed) == 'True' else ''))
+        ax.axhline(100 * g.chance_acc.iloc[0], ls='--', lw=0.8, color=line.get_color())
+    ax.set(xlabel='step', ylabel='accuracy over 25 steps (%)', ylim=(0, 100)); ax.legend(fontsize=8); fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={'Software': None}); plt.close(fig)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,10 +126,15 @@ def main(argv=None):
     ap.add_argument('--all', action='store_true', help='every set-up, fixed (50 steps) and streamed (--steps)')
     ap.add_argument('--out', help='CSV of the logged rows')
     ap.add_argument('--summary', help='markdown table of an existing CSV (--out) to write here, without training')
+    ap.add_argument('--plot', help='PNG of the accuracy against the step of an existing CSV (--out), without training')
     a = ap.parse_args(argv)
-    if a.summary:
+    if a.summary or a.plot:
         import pandas as pd
-        open(a.summary, 'w').write(summary_markdown(pd.read_csv(a.out).to_dict('records'))); return 0
+        if not a.out or not Path(a.out).is_file(): ap.error(f'--summary and --plot read the CSV of --out: no file {a.out}')
+        rows = pd.read_csv(a.out).to_dict('records')
+        if a.summary: open(a.summary, 'w').write(summary_markdown(rows))
+        if a.plot: plot_accuracy(rows, a.plot)
+        return 0
     torch.set_num_threads(a.threads)
     if a.task == 'app' and a.setup in ('supervised', 'grouped'): ap.error('the app task has set-ups siamese and stopgrad')
     plan = [(t, s, f, a.steps if not f else 50) for f in (True, False) for t, s in SETUPS] if a.all else \
