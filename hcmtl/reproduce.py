@@ -474,10 +474,13 @@ def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
 
 # %% ../nbs/16_reproduce.ipynb #c031b
 def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
-                           preset: str) -> str:
+                           preset: str, # the preset the curve started from
+                           overrides=(), # config overrides over the preset, named in the summary
+                          ) -> str:
     "The markdown summary of a learning curve: what was run and the table of frozen accuracies."
     from hcmtl.results import learning_curve_table
-    return (f"# Learning curve: {preset}\n\nFrozen {', '.join(sorted(df.dataset.unique()))} top-1 (%) of the "
+    changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
+    return (f"# Learning curve: {preset}\n\n{changed}Frozen {', '.join(sorted(df.dataset.unique()))} top-1 (%) of the "
             f"{', '.join(sorted(df.backbone.unique()))} encoder after each pretraining budget (each budget its own "
             f"schedule), the random-init encoder at 0 steps; [low, high] is the 95% Wilson interval of the test set "
             f"(seeds per point in the `seeds` column).\n\n" + table_markdown(learning_curve_table(df)) + '\n')
@@ -517,11 +520,12 @@ def _learning_curve_cli(a) -> int:
     out = Path(a.out or Path(base.out) / f'learning-curve-{a.preset}'); out.mkdir(parents=True, exist_ok=True)
     world = Path(a.data or Path('data') / 'synth' / a.preset).resolve()
     if a.preset != 'paper': prepare_default_world(base, world, verify=True)
-    df = learning_curve(a.preset, a.learning_curve, out, world, seeds=_seeds(a.seeds, a.preset),
-                        backbone=(a.backbones or [None])[0], overrides=a.overrides, teacher=a.teacher)
+    df = learning_curve(a.preset, a.learning_curve, out, world, variants=tuple(a.variants or ('no_kd', 'full')),
+                        seeds=_seeds(a.seeds, a.preset), backbone=(a.backbones or [None])[0], overrides=a.overrides,
+                        teacher=a.teacher)
     df.to_csv(out / 'learning_curve.csv', index=False)
     plot_learning_curve(df).savefig(out / 'learning_curve.png', dpi=120)
-    (out / 'summary.md').write_text(learning_curve_summary(df, a.preset))
+    (out / 'summary.md').write_text(learning_curve_summary(df, a.preset, a.overrides))
     print((out / 'summary.md').read_text())
     print(f"learning curve: {out / 'learning_curve.csv'}, {out / 'learning_curve.png'}")
     if a.publish:
@@ -547,10 +551,13 @@ def reproduce_cli(argv=None) -> int:
     ap.add_argument('--no-cam', action='store_true', help='skip the CAM figure')
     ap.add_argument('--learning-curve', nargs='+', type=int, default=None, metavar='EPOCHS',
                     help='instead of the tables: frozen-feature accuracy of no_kd and full after these pretraining epoch budgets')
+    ap.add_argument('--variants', nargs='+', default=None, choices=('no_kd', 'ti', 'full'),
+                    help='with --learning-curve: the variants pretrained (default no_kd full)')
     ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
     a = add_config_args(ap, preset='quick').parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    if a.variants and not a.learning_curve: ap.error('--variants chooses the variants of a --learning-curve; the tables pretrain every variant')
     a.preset, a.overrides = config_preset(a), config_overrides(a)  # --config files and overrides apply to every job
     if a.print_config: handle_print_config(a, validate(apply_overrides(get_preset(a.preset), a.overrides)))
     if a.dry_run: print(projected_time(a.preset, a.seeds, a.backbones, a.overrides)); return 0

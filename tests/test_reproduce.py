@@ -77,3 +77,11 @@ def test_learning_curve(repro):
     assert set(df.variant) == {'no_kd', 'full', 'random'} and set(df.epochs) == {1, 2}
     assert df[df.variant == 'random'].groupby('protocol').size().eq(1).all()
     assert df[df.variant != 'random'].steps.nunique() == 2 and (out / 'learning_curve.png').stat().st_size > 0
+    # one variant, with an override the summary names; --variants without --learning-curve is refused
+    assert reproduce_cli(['--preset', 'smoke', '--backbones', 'c3d', '--seeds', '1', '--learning-curve', '1',
+                          '--variants', 'no_kd', '--data', str(repro / 'world'), '--out', str(out),
+                          'pretrain.log_every=2']) == 0
+    assert set(pd.read_csv(out / 'learning_curve.csv').variant) == {'no_kd', 'random'}
+    assert 'Config overrides over the preset: `pretrain.log_every=2`.' in (out / 'summary.md').read_text()
+    with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--variants', 'no_kd'])
+    assert e.value.code == 2
