@@ -325,6 +325,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'hcmtl.datasets.drop_blacklisted': ('nbs/datasets.html#drop_blacklisted', 'hcmtl/datasets.py'),
                                 'hcmtl.datasets.find_mmaction_lists': ('nbs/datasets.html#find_mmaction_lists', 'hcmtl/datasets.py'),
                                 'hcmtl.datasets.find_videos': ('nbs/datasets.html#find_videos', 'hcmtl/datasets.py'),
+                                'hcmtl.datasets.held_out_count': ('nbs/datasets.html#held_out_count', 'hcmtl/datasets.py'),
                                 'hcmtl.datasets.preset_window': ('nbs/datasets.html#preset_window', 'hcmtl/datasets.py'),
                                 'hcmtl.datasets.read_class_index': ('nbs/datasets.html#read_class_index', 'hcmtl/datasets.py'),
                                 'hcmtl.datasets.read_hmdb51': ('nbs/datasets.html#read_hmdb51', 'hcmtl/datasets.py'),

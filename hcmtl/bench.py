@@ -21,7 +21,7 @@ from .accel import (PRECISIONS, autocast, configure_backends, describe_precision
                          resolve_precision, to_channels_last, use_channels_last)
 from .engine import CSVLogger, make_loader, make_sampler, make_scheduler, scaled_lr
 from .backbones import build_backbone
-from .datasets import SpeedPairDataset, VideoItem
+from .datasets import SpeedPairDataset, VideoItem, held_out_count
 from .model import HCMTLClassifier
 from .moco import MoCoHCMTL
 from .pretrain import pretrain_items, pretrain_step
@@ -1024,10 +1024,8 @@ def estimated_counts(preset: str='synth') -> dict:
     cfg = get_preset(preset); s, vf = cfg.synth, cfg.data.val_fraction
     test_groups = len(ucf_test_groups(1, s.ucf_groups))
     ucf_test, train_groups = s.ucf_classes * test_groups * s.ucf_clips_per_group, s.ucf_groups - test_groups
-    held_groups = min(max(1, round(vf * train_groups)), train_groups - 1) if vf > 0 and train_groups >= 2 else 0
-    ucf_val = s.ucf_classes * held_groups * s.ucf_clips_per_group  # `carve_val` holds out whole groups
-    held_per_class = max(1, round(vf * s.hmdb_train_per_class)) if vf > 0 and s.hmdb_train_per_class >= 2 else 0
-    hmdb_val = s.hmdb_classes * held_per_class  # HMDB51 has no groups: `carve_val` holds out videos of each class
+    ucf_val = s.ucf_classes * held_out_count(train_groups, vf, keep_one=True) * s.ucf_clips_per_group  # whole groups
+    hmdb_val = s.hmdb_classes * held_out_count(s.hmdb_train_per_class, vf, keep_one=False)  # no groups: per class
     return {'pool': s.pool_classes * s.pool_per_class,
             'ucf101': (s.ucf_classes * train_groups * s.ucf_clips_per_group - ucf_val, ucf_val, ucf_test),
             'hmdb51': (s.hmdb_classes * s.hmdb_train_per_class - hmdb_val, hmdb_val, s.hmdb_classes * s.hmdb_test_per_class)}

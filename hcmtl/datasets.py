@@ -27,9 +27,9 @@ from .config import add_config_args, cli_errors, config_from_args
 __all__ = ['log', 'UCF101_NUM_CLASSES', 'UCF101_SPLIT_SIZES', 'HMDB51_NUM_CLASSES', 'HMDB51_PER_CLASS', 'KINETICS400_NUM_CLASSES',
            'MMACTION_LISTS', 'MMACTION_VIDEOS', 'VideoItem', 'DatasetSplit', 'DiskIndex', 'claims_official',
            'check_split', 'read_class_index', 'read_ucf101', 'read_hmdb51', 'read_kinetics', 'find_mmaction_lists',
-           'read_mmaction', 'carve_val', 'build_splits', 'Blacklist', 'write_blacklist', 'drop_blacklisted',
-           'VideoDatasetBase', 'unreadable_in', 'SpeedPairDataset', 'ClipDataset', 'VideoClipsDataset', 'preset_window',
-           'find_videos', 'check_videos', 'check_videos_cli']
+           'read_mmaction', 'held_out_count', 'carve_val', 'build_splits', 'Blacklist', 'write_blacklist',
+           'drop_blacklisted', 'VideoDatasetBase', 'unreadable_in', 'SpeedPairDataset', 'ClipDataset',
+           'VideoClipsDataset', 'preset_window', 'find_videos', 'check_videos', 'check_videos_cli']
 
 # %% ../nbs/05_datasets.ipynb #c005
 log = logging.getLogger('hcmtl.datasets')
@@ -405,6 +405,17 @@ def read_mmaction(root, # dataset root of mmaction2's layout
         log.warning("%s: %d classes, the official %s has %d", found[0], len(names), name, official_classes)
     return DatasetSplit(train, test, names, tuple(absent))
 
+# %% ../nbs/05_datasets.ipynb #c063a
+def held_out_count(n: int, # groups, or videos of one class
+                   fraction: float, # share to hold out
+                   keep_one: bool, # at least one stays in training (whole groups)
+                  ) -> int:
+    "How many of `n` groups, or of one class's `n` videos, `carve_val` holds out."
+    if fraction <= 0 or n < 2: return 0
+    k = max(1, round(fraction * n))
+    return min(k, n - 1) if keep_one else k
+
+
 # %% ../nbs/05_datasets.ipynb #c064
 def carve_val(items: list, # VideoItems of a training list
               fraction: float=0.1, # share of the items (or groups) to hold out
@@ -418,13 +429,12 @@ def carve_val(items: list, # VideoItems of a training list
     if by_group and all(i.group is not None for i in items):
         groups = sorted({i.group for i in items})
         if len(groups) >= 2:
-            n = min(max(1, round(fraction * len(groups))), len(groups) - 1)
-            held = set(rng.permutation(groups)[:n].tolist())
+            held = set(rng.permutation(groups)[:held_out_count(len(groups), fraction, keep_one=True)].tolist())
             return [i for i in items if i.group not in held], [i for i in items if i.group in held]
     held = set()
     for label in sorted({i.label for i in items}):
         idx = [k for k, i in enumerate(items) if i.label == label]
-        if len(idx) >= 2: held.update(rng.permutation(idx)[:max(1, round(fraction * len(idx)))].tolist())
+        if len(idx) >= 2: held.update(rng.permutation(idx)[:held_out_count(len(idx), fraction, keep_one=False)].tolist())
     return [i for k, i in enumerate(items) if k not in held], [i for k, i in enumerate(items) if k in held]
 
 # %% ../nbs/05_datasets.ipynb #c067
