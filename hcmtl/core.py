@@ -407,6 +407,8 @@ def validate(cfg: Config) -> Config:
             _check(False, key, f"unknown value {v!r}; choose from {', '.join(map(str, ch))}" + (f" (did you mean {close[0]!r}?)" if close else ''))
         _check(not isinstance(v, float) or math.isfinite(v), key, f"must be a finite number, got {v!r}")
         if (r := rule_for(RANGES, key)) is not None: _check(r[0](v), key, f"must be {r[1]}, got {v!r}")
+    _check(not (cfg.teacher.cache and cfg.teacher.source == 'crop'), 'teacher.cache', f"{cfg.teacher.cache} is never read "
+           "with teacher.source='crop' (the teacher parses each crop); pass teacher.source=frame to use it")
     for key in ('data.root', 'data.blacklist', 'model.weights', 'teacher.path'):
         p = getattr(getattr(cfg, key.split('.')[0]), key.split('.')[1])
         _check(p is None or Path(p).exists(), key, f"path does not exist: {p}")

@@ -103,10 +103,7 @@ def pretrain_loader(cfg: Config, root: Path, di: DistInfo) -> tuple:
 def teacher_cache(cfg: Config, teacher, root) -> TeacherCache|None:
     "The teacher cache named by `teacher.cache` for `teacher.source='frame'` (None without one, or for 'crop')."
     if teacher is None: return None
-    if getattr(cfg.teacher, 'source', 'frame') == 'crop':  # the crop itself is parsed online
-        if cfg.teacher.cache: raise ConfigError(f"config field `teacher.cache`: {cfg.teacher.cache} is never read with "
-                                                "teacher.source='crop' (the teacher parses each crop); pass teacher.source=frame to use it")
-        return None
+    if getattr(cfg.teacher, 'source', 'frame') == 'crop': return None  # the crop itself is parsed online (`validate` refuses a cache here)
     if not cfg.teacher.cache:
         log.warning("teacher.source='frame' reads native-resolution maps from a teacher cache, but teacher.cache is not set: "
                     "the teacher parses each clip's crop online instead; build one with `hcmtl-teacher cache --data %s --out DIR` "

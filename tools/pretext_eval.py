@@ -65,7 +65,8 @@ def bn_mode(net, mode: str):
 @torch.no_grad()
 def scores(net, triplets, mode: str) -> dict:
     "Speed-ranking and instance-retrieval hits of `net` over the triplets, batch norm in `mode`."
-    emb = lambda x: bn_mode(net, mode)(x, parse=False)  # eval BN normalises each clip alone, batched or not
+    net = bn_mode(net, mode)
+    emb = lambda x: net(x, parse=False)  # eval BN normalises each clip alone, batched or not
     speed = inst = queue = nq = n = 0
     old = []  # appearance keys of the batches before
     for q, kp, kn, _, _ in triplets:
