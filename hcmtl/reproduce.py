@@ -23,8 +23,8 @@ from .config import add_config_args, cli_errors, config_overrides, config_preset
 
 # %% auto #0
 __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES',
-           'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction', 'run_job',
-           'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
+           'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'LC_VARIANTS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction',
+           'run_job', 'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
            'shown_path', 'summary_markdown', 'run_timing', 'timing_markdown', 'reproduce', 'projected_time',
            'learning_curve', 'plot_learning_curve', 'learning_curve_summary', 'relative_text', 'publish',
            'reproduce_cli']
@@ -433,8 +433,10 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
                                + ', '.join(f"{k} {v:.2f} h" for k, v in by.items()) + f", total {by.sum():.2f} h"])
 
 # %% ../nbs/16_reproduce.ipynb #c030
+LC_VARIANTS = ('no_kd', 'full')  # the variants a learning curve pretrains unless told
+
 def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets; folders
-                   variants=('no_kd', 'full'), dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
+                   variants=LC_VARIANTS, dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
                   ) -> pd.DataFrame:
     "Frozen-feature accuracy against pretraining steps: rows of RESULT_COLUMNS plus `epochs` and `steps`."
     bb, rows = backbone or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES)[0], []
@@ -477,13 +479,17 @@ def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
                            preset: str, # the preset the curve started from
                            overrides=(), # config overrides over the preset, named in the summary
                           ) -> str:
-    "The markdown summary of a learning curve: what was run and the table of frozen accuracies."
-    from hcmtl.results import learning_curve_table
+    "The markdown summary of a learning curve: what was run, the table of frozen accuracies, and with several seeds their paired differences."
+    from hcmtl.results import learning_curve_table, learning_curve_differences
     changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
+    diffs = ("\n\nPaired differences (by seed) of frozen top-1 at each budget, mean ± 95% t-interval over seeds; `*` where "
+             "the interval excludes 0:\n\n" + table_markdown(learning_curve_differences(df))
+             if df.groupby(['variant', 'steps']).seed.nunique().max() > 1 else '')
     return (f"# Learning curve: {preset}\n\n{changed}Frozen {', '.join(sorted(df.dataset.unique()))} top-1 (%) of the "
             f"{', '.join(sorted(df.backbone.unique()))} encoder after each pretraining budget (each budget its own "
-            f"schedule), the random-init encoder at 0 steps; [low, high] is the 95% Wilson interval of the test set "
-            f"(seeds per point in the `seeds` column).\n\n" + table_markdown(learning_curve_table(df)) + '\n')
+            f"schedule), the random-init encoder at 0 steps. A point of one seed carries the 95% Wilson interval of its "
+            f"test set, [low, high]; a point of several seeds the 95% t-interval over seeds, ± (seeds per point in the "
+            f"`seeds` column).\n\n" + table_markdown(learning_curve_table(df)) + diffs + '\n')
 
 # %% ../nbs/16_reproduce.ipynb #c033
 def relative_text(text: str, out) -> str:
@@ -520,7 +526,7 @@ def _learning_curve_cli(a) -> int:
     out = Path(a.out or Path(base.out) / f'learning-curve-{a.preset}'); out.mkdir(parents=True, exist_ok=True)
     world = Path(a.data or Path('data') / 'synth' / a.preset).resolve()
     if a.preset != 'paper': prepare_default_world(base, world, verify=True)
-    df = learning_curve(a.preset, a.learning_curve, out, world, variants=tuple(a.variants or ('no_kd', 'full')),
+    df = learning_curve(a.preset, a.learning_curve, out, world, variants=tuple(a.variants or LC_VARIANTS),
                         seeds=_seeds(a.seeds, a.preset), backbone=(a.backbones or [None])[0], overrides=a.overrides,
                         teacher=a.teacher)
     df.to_csv(out / 'learning_curve.csv', index=False)

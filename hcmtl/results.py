@@ -12,9 +12,10 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'PROTOCOLS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_NAMES', 'FROZEN_NAMES', 'DATASETS', 'TABLE_DIFFS',
-           'FROZEN_DIFFS', 'LC_ENCODERS', 'read_results', 'project_root', 'read_paper_tables', 't_quantile', 'mean_ci',
-           'summarise', 'paired_difference', 'fmt_ci', 'results_table', 'frozen_table', 'table_markdown',
-           'plot_ablation', 'published_results', 'wilson_ci', 'learning_curve_table', 'published_learning_curve']
+           'FROZEN_DIFFS', 'LC_ENCODERS', 'LC_DIFFS', 'read_results', 'project_root', 'read_paper_tables', 't_quantile',
+           'mean_ci', 'summarise', 'paired_difference', 'fmt_ci', 'diff_cell', 'results_table', 'frozen_table',
+           'table_markdown', 'plot_ablation', 'published_results', 'wilson_ci', 'learning_curve_table',
+           'learning_curve_differences', 'published_learning_curve']
 
 # %% ../nbs/17_results.ipynb #c005
 RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'protocol', 'acc1', 'acc5', 'n_test',
@@ -127,14 +128,18 @@ def _n_cell(s, key) -> str:
     r = s.loc[key]
     return f"{int(r['n'])}×{int(r['n_test'])}" if pd.notna(r['n_test']) else f"{int(r['n'])}"
 
+def diff_cell(d: pd.DataFrame) -> str:
+    "The cell of a one-row `paired_difference`: signed mean ± CI, `*` where the CI excludes 0; '—' when empty."
+    if d.empty: return '—'
+    r = d.iloc[0]
+    return fmt_ci(r['mean'], r['ci'], r['n'], signed=True) + (' *' if r['verdict'] not in ('—', 'no difference shown') else '')
+
 def _diff_cells(df, a, b, bb, ds, protocol='finetune') -> dict:
     "The Acc@1/Acc@5 cells of a paired-difference row."
     out = {}
     for k in (1, 5):
         d = paired_difference(df[(df.backbone == bb) & (df.dataset == ds)], a, b, f'acc{k}')
-        d = d[d.protocol == protocol]
-        out[k] = '—' if d.empty else fmt_ci(d.iloc[0]['mean'], d.iloc[0]['ci'], d.iloc[0]['n'], signed=True) + (
-            ' *' if d.iloc[0]['verdict'] not in ('—', 'no difference shown') else '')
+        out[k] = diff_cell(d[d.protocol == protocol])
     return out
 
 # %% ../nbs/17_results.ipynb #c025
@@ -268,17 +273,23 @@ def wilson_ci(acc: float, # accuracy in percent
 # %% ../nbs/17_results.ipynb #c043
 LC_ENCODERS = {'random': 'Random init', 'no_kd': 'RSPNet*', 'full': 'Ours'}
 
+def _lc_cell(acc: pd.Series, # top-1 of one encoder and budget, one value per seed
+             n_test: int) -> str:
+    "One seed: '12.7 [9.8, 16.4]' (the test set's Wilson interval); several: '12.7 ± 1.8' (95% t-interval over seeds)."
+    m, h, n = mean_ci(acc)
+    if n > 1: return fmt_ci(m, h, n)
+    lo, hi = wilson_ci(m, n_test); return f'{m:.1f} [{lo:.1f}, {hi:.1f}]'
+
 def learning_curve_table(df: pd.DataFrame, # rows of learning_curve.csv (RESULT_COLUMNS + epochs, steps)
                         ) -> pd.DataFrame:
-    "Encoder × pretraining steps → linear-probe and kNN top-1 (mean over seeds) with the 95% Wilson interval of the test set."
+    "Encoder × pretraining steps → linear-probe and kNN top-1 with its 95% interval (`_lc_cell`) and the end losses."
     rows = []
     for (v, st), g in df.groupby(['variant', 'steps'], sort=False):
         row = {'encoder': LC_ENCODERS.get(v, v), 'steps': int(st), 'seeds': g.seed.nunique()}
         for proto, name in (('linear', 'linear probe'), ('knn', 'kNN')):
             gg = g[g.protocol == proto]
             if not len(gg): row[name] = '—'; continue
-            lo, hi = wilson_ci(gg.acc1.mean(), int(gg.n_test.iloc[0]))
-            row[name] = f'{gg.acc1.mean():.1f} [{lo:.1f}, {hi:.1f}]'
+            row[name] = _lc_cell(gg.acc1, int(gg.n_test.iloc[0]))
         for col, name in (('final_motion', 'L_m at the end'), ('final_app', 'L_a at the end')):  # pretext losses (eq. 6)
             if col in g and g[col].notna().any(): row[name] = f'{g[col].mean():.2f}'
             elif col in g: row[name] = '—'
@@ -286,6 +297,22 @@ def learning_curve_table(df: pd.DataFrame, # rows of learning_curve.csv (RESULT_
     order = {k: i for i, k in enumerate(LC_ENCODERS.values())}
     return pd.DataFrame(rows).sort_values(['steps', 'encoder'], key=lambda c: c.map(order) if c.name == 'encoder' else c
                                           ).set_index(['encoder', 'steps'])
+
+# %% ../nbs/17_results.ipynb #c045b
+LC_DIFFS = (('no_kd', 'random'), ('full', 'random'), ('full', 'no_kd'))  # (a, b): the rows a − b
+
+def learning_curve_differences(df: pd.DataFrame, # rows of learning_curve.csv
+                              ) -> pd.DataFrame:
+    "Per budget and pair of LC_DIFFS: the paired (by seed) difference of frozen top-1, linear probe and kNN."
+    rows, rnd = [], df[df.variant == 'random']
+    for st in sorted(s for s in df.steps.unique() if s > 0):
+        at = pd.concat([df[df.steps == st], rnd])
+        for a, b in LC_DIFFS:
+            d = {p: paired_difference(at[at.protocol == p], a, b) for p in ('linear', 'knn')}
+            if d['linear'].empty: continue
+            rows.append({'difference': f'{LC_ENCODERS[a]} − {LC_ENCODERS[b]}', 'steps': int(st),
+                         'seeds': int(d['linear'].iloc[0]['n']), 'linear probe': diff_cell(d['linear']), 'kNN': diff_cell(d['knn'])})
+    return pd.DataFrame(rows, columns=['difference', 'steps', 'seeds', 'linear probe', 'kNN']).set_index(['difference', 'steps'])
 
 # %% ../nbs/17_results.ipynb #c047
 def published_learning_curve(preset: str='quick', # preset the curve was run on
