@@ -50,8 +50,9 @@ def put(self: TeacherCache, teacher: Teacher, # the frozen teacher
     self.root.mkdir(parents=True, exist_ok=True)
     meta = {'video': str(video), 'frame_hw': list(frames.shape[-2:]), 'shape': list(probs.shape),
             'teacher_input': list(teacher.input_size or frames.shape[-2:]), 'label_names': teacher.label_names, 'sha256': hashlib.sha256(probs.tobytes()).hexdigest()}
-    f = self.file(video); tmp = f.with_name(f.stem + '.part.npz')
-    np.savez_compressed(tmp, probs=probs, indices=np.asarray(indices, np.int32), meta=np.array(json.dumps(meta)))
+    from hcmtl.video import partial_path
+    f = self.file(video); tmp = partial_path(f)  # this process's own temporary: two writers of a video do not collide
+    with open(tmp, 'wb') as fh: np.savez_compressed(fh, probs=probs, indices=np.asarray(indices, np.int32), meta=np.array(json.dumps(meta)))
     os.replace(tmp, f)
     self._mem.pop(str(video), None)
     return f
