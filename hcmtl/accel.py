@@ -13,8 +13,8 @@ from torch import nn
 from .core import PRECISIONS, ConfigError, default_workers
 
 # %% auto #0
-__all__ = ['BF16_FLAGS', 'DTYPES', 'MALLOC_KEEP_MB', 'cpu_flags', 'cpu_has_fast_bf16', 'resolve_precision', 'precision_of',
-           'autocast', 'grad_scaler', 'to_channels_last', 'channels_last_pays', 'resolve_channels_last',
+__all__ = ['BF16_FLAGS', 'DTYPES', 'MALLOC_KEEP_MB', 'cpu_flags', 'cpu_model', 'cpu_has_fast_bf16', 'resolve_precision',
+           'precision_of', 'autocast', 'grad_scaler', 'to_channels_last', 'channels_last_pays', 'resolve_channels_last',
            'use_channels_last', 'clip_format', 'tune_cpu_allocator', 'cpu_threads', 'configure_backends',
            'maybe_compile', 'describe_precision', 'record_environment']
 
@@ -28,6 +28,14 @@ def cpu_flags() -> frozenset:
         for line in open('/proc/cpuinfo'):
             if line.startswith('flags'): return frozenset(line.split(':', 1)[1].split())
     return frozenset()
+
+@functools.cache
+def cpu_model() -> str:
+    "The CPU's model name from /proc/cpuinfo (the platform's processor name where there is no such file)."
+    with contextlib.suppress(OSError):
+        for line in open('/proc/cpuinfo'):
+            if line.lower().startswith('model name'): return line.split(':', 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 # %% ../nbs/11a_accel.ipynb #c006
 def cpu_has_fast_bf16(flags=None, # CPU flags (default: `cpu_flags()`)
@@ -182,7 +190,7 @@ def describe_precision(device: torch.device, # the device of the run
     if dev.type == 'cuda':
         d.update(device_name=torch.cuda.get_device_name(dev), cuda_bf16=torch.cuda.is_bf16_supported(including_emulation=False))
     else:
-        d.update(device_name=platform.processor() or platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        d.update(device_name=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
                  cpu_bf16_units=sorted(f for f in cpu_flags() if f in BF16_FLAGS), cpu_fast_bf16=cpu_has_fast_bf16(),
                  cpu_malloc_keep_mb=_allocator['keep_mb'])
     return d

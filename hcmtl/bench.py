@@ -17,7 +17,7 @@ from torch import nn
 
 from .core import (Config, ConfigError, apply_overrides, default_workers, find_world, get_device, get_preset, git_commit,
                         package_root, seed_everything, validate)
-from .accel import (PRECISIONS, autocast, configure_backends, describe_precision, maybe_compile, precision_of,
+from .accel import (cpu_model, PRECISIONS, autocast, configure_backends, describe_precision, maybe_compile, precision_of,
                          resolve_precision, to_channels_last, use_channels_last)
 from .engine import CSVLogger, make_loader, make_sampler, make_scheduler, scaled_lr
 from .backbones import build_backbone
@@ -610,10 +610,7 @@ def device_name(device) -> str:
     "A readable name of the device: the GPU's name, or the CPU model and the cores this process may use."
     dev = torch.device(device)
     if dev.type == 'cuda': return torch.cuda.get_device_name(dev)
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in open('/proc/cpuinfo'):
-            if line.lower().startswith('model name'): model = line.split(':', 1)[1].strip(); break
+    model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     return f"{model} ({cores} cores, {torch.get_num_threads()} torch threads)"
 

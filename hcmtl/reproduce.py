@@ -26,8 +26,8 @@ __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAUL
            'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'LC_VARIANTS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction',
            'run_job', 'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
            'shown_path', 'summary_markdown', 'run_timing', 'timing_markdown', 'reproduce', 'projected_time',
-           'learning_curve', 'plot_learning_curve', 'learning_curve_summary', 'relative_text', 'publish',
-           'reproduce_cli']
+           'pretrained_on', 'learning_curve', 'plot_learning_curve', 'learning_curve_summary', 'relative_text',
+           'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -435,21 +435,29 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
 # %% ../nbs/16_reproduce.ipynb #c030
 LC_VARIANTS = ('no_kd', 'full')  # the variants a learning curve pretrains unless told
 
+def pretrained_on(run) -> str|None:
+    "Where a run was trained, from its environment.json: 'CPU model, bf16 (amx_bf16, avx512_bf16)'; None if unrecorded."
+    p = Path(run) / 'environment.json'
+    e = json.loads(p.read_text()).get('precision') if p.is_file() else None
+    if not e: return None
+    units = f" ({', '.join(e['cpu_bf16_units'])})" if e.get('precision') == 'bf16' and e.get('cpu_bf16_units') else ''
+    return f"{e.get('device_name', '?')}, {e['precision']}{units}"
+
 def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets; folders
                    variants=LC_VARIANTS, dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
                   ) -> pd.DataFrame:
-    "Frozen-feature accuracy against pretraining steps: rows of RESULT_COLUMNS plus `epochs` and `steps`."
+    "Frozen-feature accuracy against pretraining steps: rows of RESULT_COLUMNS plus the budget, the end losses and the machine."
     bb, rows = backbone or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES)[0], []
     for e in epochs:
         ov = list(overrides) + [f'pretrain.epochs={e}']
         jobs = plan_reproduction(preset, list(seeds), Path(out) / f'epochs{e}', world, teacher, ov, (bb,), variants,
                                  (dataset,), finetune_on=())
         for j in jobs: run_job(j, ov)
-        done = {j.name.split('-')[1]: json.loads(j.done_file.read_text()) for j in jobs if j.kind == 'pretrain'}
-        pre = lambda v, k: done[v]['final'].get(k) if v in done else None  # the pretext losses at the end of the budget
-        rows += [{**r, 'epochs': e, 'steps': done[r['variant']]['global_step'] if r['variant'] in done else 0,
-                  'final_motion': pre(r['variant'], 'motion'), 'final_app': pre(r['variant'], 'app')}
-                 for j in jobs if j.kind == 'probe' for r in job_rows(j, out)]
+        for j in (j for j in jobs if j.kind == 'probe'):  # each probe with the pretraining it scores (none: random init)
+            p = j.pretrained
+            d = {**json.loads(p.done_file.read_text()), 'on': pretrained_on(p.run)} if p else {'final': {}}
+            rows += [{**r, 'epochs': e, 'steps': d.get('global_step', 0), 'final_motion': d['final'].get('motion'),
+                      'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)]
     return pd.DataFrame(rows).drop_duplicates(['variant', 'seed', 'protocol', 'steps']).reset_index(drop=True)  # random init: once
 
 def _lc_point(g: pd.DataFrame) -> tuple:
@@ -482,6 +490,8 @@ def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
     "The markdown summary of a learning curve: what was run, the table of frozen accuracies, and with several seeds their paired differences."
     from hcmtl.results import learning_curve_table, learning_curve_differences
     changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
+    on = sorted(df.pretrained_on.dropna().unique()) if 'pretrained_on' in df else []
+    changed += f"Pretrained on: {'; '.join(on)}.\n\n" if on else ''
     diffs = ("\n\nPaired differences (by seed) of frozen top-1 at each budget, mean ± 95% t-interval over seeds; `*` where "
              "the interval excludes 0:\n\n" + table_markdown(learning_curve_differences(df))
              if df.groupby(['variant', 'steps']).seed.nunique().max() > 1 else '')

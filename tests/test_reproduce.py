@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from hcmtl.reproduce import reproduce_cli, DEFAULT_SEEDS, DEFAULT_BACKBONES
 from hcmtl.results import RESULT_COLUMNS, read_results
@@ -83,5 +84,22 @@ def test_learning_curve(repro):
                           'pretrain.log_every=2']) == 0
     assert set(pd.read_csv(out / 'learning_curve.csv').variant) == {'no_kd', 'random'}
     assert 'Config overrides over the preset: `pretrain.log_every=2`.' in (out / 'summary.md').read_text()
+    assert 'Paired differences' not in (out / 'summary.md').read_text()  # one seed: no interval over seeds
+    one = pd.read_csv(out / 'learning_curve.csv')
+    # a second seed in the same folder: seed 0's runs are reused, and the summary gains the paired differences
+    assert reproduce_cli(['--preset', 'smoke', '--backbones', 'c3d', '--seeds', '2', '--learning-curve', '1',
+                          '--variants', 'no_kd', '--data', str(repro / 'world'), '--out', str(out),
+                          'pretrain.log_every=2']) == 0
+    two = pd.read_csv(out / 'learning_curve.csv')
+    assert set(two.seed) == {0, 1} and two.groupby(['variant', 'protocol']).seed.nunique().eq(2).all()
+    pd.testing.assert_frame_equal(two[two.seed == 0].reset_index(drop=True), one)
+    for seed in (0, 1):  # each seed's row carries its own run's end losses and machine
+        run, = [d for d in (out / 'epochs1' / 'pretrain').glob(f'c3d-no_kd-s{seed}-*')  # the runs of this call's config
+                if yaml.safe_load((d / 'config.yaml').read_text())['pretrain']['log_every'] == 2]
+        r = two[(two.variant == 'no_kd') & (two.seed == seed)].iloc[0]
+        prec = json.loads((run / 'environment.json').read_text())['precision']['precision']
+        assert r.final_app == json.loads((run / 'done.json').read_text())['final']['app'] and f', {prec}' in r.pretrained_on
+    md = (out / 'summary.md').read_text()
+    assert 'Paired differences' in md and '| RSPNet* − Random init | ' in md and '| Random init | 0 | 2 | ' in md
     with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--variants', 'no_kd'])
     assert e.value.code == 2
