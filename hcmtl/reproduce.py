@@ -537,7 +537,7 @@ def _learning_curve_cli(a) -> int:
     world = Path(a.data or Path('data') / 'synth' / a.preset).resolve()
     if a.preset != 'paper': prepare_default_world(base, world, verify=True)
     df = learning_curve(a.preset, a.learning_curve, out, world, variants=tuple(a.variants or LC_VARIANTS),
-                        seeds=_seeds(a.seeds, a.preset), backbone=(a.backbones or [None])[0], overrides=a.overrides,
+                        seeds=a.seed_list, backbone=(a.backbones or [None])[0], overrides=a.overrides,
                         teacher=a.teacher)
     df.to_csv(out / 'learning_curve.csv', index=False)
     plot_learning_curve(df).savefig(out / 'learning_curve.png', dpi=120)
@@ -556,6 +556,8 @@ def reproduce_cli(argv=None) -> int:
     "Command line `hcmtl-reproduce`."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
     ap.add_argument('--seeds', type=int, default=None, help=f'number of seeds (default per preset: {DEFAULT_SEEDS})')
+    ap.add_argument('--first-seed', type=int, default=0, help='seeds are FIRST, FIRST+1, ...: run seeds in parallel '
+                    'invocations with one --out, then once more with all of them to collect every run')
     ap.add_argument('--data', default=None, help='synthetic world (default data/synth/<preset>) or real data root')
     ap.add_argument('--out', default=None, help='reproduction folder (default runs/reproduce-<preset>)')
     ap.add_argument('--teacher', default=None, help='teacher checkpoint (paper: released SCHP .pth)')
@@ -576,9 +578,11 @@ def reproduce_cli(argv=None) -> int:
     if a.variants and not a.learning_curve: ap.error('--variants chooses the variants of a --learning-curve; the tables pretrain every variant')
     a.preset, a.overrides = config_preset(a), config_overrides(a)  # --config files and overrides apply to every job
     if a.print_config: handle_print_config(a, validate(apply_overrides(get_preset(a.preset), a.overrides)))
-    if a.dry_run: print(projected_time(a.preset, a.seeds, a.backbones, a.overrides)); return 0
+    if a.first_seed < 0: ap.error(f'--first-seed must be 0 or more, not {a.first_seed}')
+    a.seed_list = [a.first_seed + s for s in _seeds(a.seeds, a.preset)]
+    if a.dry_run: print(projected_time(a.preset, a.seed_list, a.backbones, a.overrides)); return 0
     if a.learning_curve: return _learning_curve_cli(a)
-    r = reproduce(a.preset, a.seeds, a.data, a.out, a.teacher, a.overrides, a.nproc, a.backbones,
+    r = reproduce(a.preset, a.seed_list, a.data, a.out, a.teacher, a.overrides, a.nproc, a.backbones,
                   cam=not a.no_cam, finetune_on=a.finetune_on)
     print(Path(r['summary']).read_text())
     print(f"results: {r['out'] / 'results.csv'}\nablation plot: {r['out'] / 'ablation.png'}")

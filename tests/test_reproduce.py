@@ -99,6 +99,15 @@ def test_learning_curve(repro):
         r = two[(two.variant == 'no_kd') & (two.seed == seed)].iloc[0]
         prec = json.loads((run / 'environment.json').read_text())['precision']['precision']
         assert r.final_app == json.loads((run / 'done.json').read_text())['final']['app'] and f', {prec}' in r.pretrained_on
+    # --first-seed: seed 1 run alone in a folder of its own (as a parallel invocation would) gives seed 1's rows of the two-seed run
+    assert reproduce_cli(['--preset', 'smoke', '--backbones', 'c3d', '--seeds', '1', '--first-seed', '1', '--learning-curve', '1',
+                          '--variants', 'no_kd', '--data', str(repro / 'world'), '--out', str(out / 'seed1'),
+                          'pretrain.log_every=2']) == 0
+    alone = pd.read_csv(out / 'seed1' / 'learning_curve.csv')
+    assert set(alone.seed) == {1}
+    pd.testing.assert_frame_equal(alone.drop(columns='run_dir'), two[two.seed == 1].drop(columns='run_dir').reset_index(drop=True))
+    with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--first-seed', '-1', '--dry-run'])
+    assert e.value.code == 2
     md = (out / 'summary.md').read_text()
     assert 'Paired differences' in md and '| RSPNet* − Random init | ' in md and '| Random init | 0 | 2 | ' in md
     with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--variants', 'no_kd'])
