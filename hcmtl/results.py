@@ -315,7 +315,7 @@ def learning_curve_differences(df: pd.DataFrame, # rows of learning_curve.csv
     return pd.DataFrame(rows, columns=['difference', 'steps', 'seeds', 'linear probe', 'kNN']).set_index(['difference', 'steps'])
 
 # %% ../nbs/17_results.ipynb #c047
-def published_learning_curve(preset: str='quick', # preset the curve was run on
+def published_learning_curve(preset: str='quick', # the folder's suffix: the preset the curve ran on, or e.g. 'quick-32px'
                              root=None, # folder holding learning-curve-<preset>/; default data/results
                             ) -> pd.DataFrame|None:
     "The learning_curve.csv published for a preset, or None."
