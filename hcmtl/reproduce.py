@@ -443,6 +443,7 @@ def pretrained_on(run) -> str|None:
     units = f" ({', '.join(e['cpu_bf16_units'])})" if e.get('precision') == 'bf16' and e.get('cpu_bf16_units') else ''
     return f"{e.get('device_name', '?')}, {e['precision']}{units}"
 
+# %% ../nbs/16_reproduce.ipynb #c030c
 def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets; folders
                    variants=LC_VARIANTS, dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
                   ) -> pd.DataFrame:
@@ -460,6 +461,7 @@ def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets;
                       'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)]
     return pd.DataFrame(rows).drop_duplicates(['variant', 'seed', 'protocol', 'steps']).reset_index(drop=True)  # random init: once
 
+# %% ../nbs/16_reproduce.ipynb #c030e
 def _lc_point(g: pd.DataFrame) -> tuple:
     "(steps, mean, lower error, upper error): 95% CI over seeds, or the test set's Wilson interval for one seed."
     from hcmtl.results import mean_ci, wilson_ci
