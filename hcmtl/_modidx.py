@@ -639,6 +639,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'hcmtl.reproduce._feature_file': ('nbs/reproduce.html#_feature_file', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._has_checkpoints': ('nbs/reproduce.html#_has_checkpoints', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._input_data': ('nbs/reproduce.html#_input_data', 'hcmtl/reproduce.py'),
+                                 'hcmtl.reproduce._lc_finetuned_markdown': ( 'nbs/reproduce.html#_lc_finetuned_markdown',
+                                                                             'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._lc_point': ('nbs/reproduce.html#_lc_point', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._learning_curve_cli': ('nbs/reproduce.html#_learning_curve_cli', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._log_to': ('nbs/reproduce.html#_log_to', 'hcmtl/reproduce.py'),

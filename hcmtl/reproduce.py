@@ -446,20 +446,23 @@ def pretrained_on(run) -> str|None:
 # %% ../nbs/16_reproduce.ipynb #c030c
 def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets; folders
                    variants=LC_VARIANTS, dataset: str='ucf101', seeds=(0,), backbone=None, overrides=(), teacher=None,
+                   finetune_on=(), # datasets also fine-tuned after each budget, beside the from-scratch network
                   ) -> pd.DataFrame:
-    "Frozen-feature accuracy against pretraining steps: rows of RESULT_COLUMNS plus the budget, the end losses and the machine."
+    "Frozen (and fine-tuned) accuracy against pretraining steps: rows of RESULT_COLUMNS plus the budget, the end losses and the machine."
     bb, rows = backbone or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES)[0], []
     for e in epochs:
         ov = list(overrides) + [f'pretrain.epochs={e}']
         jobs = plan_reproduction(preset, list(seeds), Path(out) / f'epochs{e}', world, teacher, ov, (bb,), variants,
-                                 (dataset,), finetune_on=())
+                                 tuple(dict.fromkeys((dataset, *finetune_on))), finetune_on=tuple(finetune_on))
         for j in jobs: run_job(j, ov)
-        for j in (j for j in jobs if j.kind == 'probe'):  # each probe with the pretraining it scores (none: random init)
+        for j in (j for j in jobs if j.kind != 'pretrain'):  # each evaluation with the pretraining it scores (none: 0 steps)
             p = j.pretrained
             d = {**json.loads(p.done_file.read_text()), 'on': pretrained_on(p.run)} if p else {'final': {}}
             rows += [{**r, 'epochs': e, 'steps': d.get('global_step', 0), 'final_motion': d['final'].get('motion'),
-                      'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)]
-    return pd.DataFrame(rows).drop_duplicates(['variant', 'seed', 'protocol', 'steps']).reset_index(drop=True)  # random init: once
+                      'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)
+                     if r['protocol'] == 'finetune' or r['dataset'] == dataset]  # frozen scores: of `dataset` only
+    keys = ['variant', 'dataset', 'seed', 'protocol', 'steps']  # the 0-step baselines: once
+    return pd.DataFrame(rows).drop_duplicates(keys).reset_index(drop=True)
 
 # %% ../nbs/16_reproduce.ipynb #c030e
 def _lc_point(g: pd.DataFrame) -> tuple:
@@ -471,37 +474,51 @@ def _lc_point(g: pd.DataFrame) -> tuple:
     return g.steps.iloc[0], m, m - lo, hi - m
 
 def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
-    "Accuracy against pretraining steps, one line per variant (95% CI over seeds, or the test set's interval for one seed); random init dashed."
+    "Accuracy against pretraining steps, one line per variant (95% CI over seeds, or the test set's interval for one seed); the baseline dashed."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(4.5, 3.2)); d = df[df.protocol == protocol]
-    for v, g in d[d.variant != 'random'].groupby('variant'):
+    base = 'scratch' if protocol == 'finetune' else 'random'  # the 0-step row of this protocol
+    for v, g in d[d.variant != base].groupby('variant'):
         x, m, lo, hi = map(np.array, zip(*[_lc_point(gg) for _, gg in g.groupby('steps')]))
         ax.errorbar(x, m, yerr=[lo, hi], marker='o', capsize=3, label=v)
-    r = d[d.variant == 'random']
+    r = d[d.variant == base]
     if len(r):
-        _, m, lo, hi = _lc_point(r); ax.axhline(m, ls='--', c='grey', label='random init')
+        _, m, lo, hi = _lc_point(r); ax.axhline(m, ls='--', c='grey', label='random init' if base == 'random' else base)
         ax.axhspan(m - lo, m + hi, color='grey', alpha=0.15, lw=0)
     ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
 # %% ../nbs/16_reproduce.ipynb #c031b
+def _lc_finetuned_markdown(df: pd.DataFrame) -> str:
+    "The fine-tuned part of a learning-curve summary: per fine-tuned set, the table and with several seeds the paired differences."
+    from hcmtl.results import learning_curve_table, learning_curve_differences, LC_FINETUNED, LC_FT_DIFFS
+    md = ''
+    for ds, g in df[df.protocol == 'finetune'].groupby('dataset'):
+        md += (f"\n\nFine-tuned {ds} video top-1 (%) after each budget (epoch chosen on validation), the from-scratch "
+               f"network at 0 steps:\n\n" + table_markdown(learning_curve_table(g, LC_FINETUNED)))
+        if g.groupby(['variant', 'steps']).seed.nunique().max() > 1:
+            md += ("\n\nPaired differences (by seed) of fine-tuned top-1, mean ± 95% t-interval over seeds; `*` where the "
+                   "interval excludes 0:\n\n" + table_markdown(learning_curve_differences(g, LC_FT_DIFFS, LC_FINETUNED)))
+    return md
+
 def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
                            preset: str, # the preset the curve started from
                            overrides=(), # config overrides over the preset, named in the summary
                           ) -> str:
-    "The markdown summary of a learning curve: what was run, the table of frozen accuracies, and with several seeds their paired differences."
+    "The markdown summary of a learning curve: what was run, the tables of frozen (and fine-tuned) accuracies, and with several seeds their paired differences."
     from hcmtl.results import learning_curve_table, learning_curve_differences
     changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
     on = sorted(df.pretrained_on.dropna().unique()) if 'pretrained_on' in df else []
     changed += f"Pretrained on: {'; '.join(on)}.\n\n" if on else ''
+    frozen = df[df.protocol != 'finetune']
     diffs = ("\n\nPaired differences (by seed) of frozen top-1 at each budget, mean ± 95% t-interval over seeds; `*` where "
-             "the interval excludes 0:\n\n" + table_markdown(learning_curve_differences(df))
-             if df.groupby(['variant', 'steps']).seed.nunique().max() > 1 else '')
-    return (f"# Learning curve: {preset}\n\n{changed}Frozen {', '.join(sorted(df.dataset.unique()))} top-1 (%) of the "
+             "the interval excludes 0:\n\n" + table_markdown(learning_curve_differences(frozen))
+             if frozen.groupby(['variant', 'steps']).seed.nunique().max() > 1 else '')
+    return (f"# Learning curve: {preset}\n\n{changed}Frozen {', '.join(sorted(frozen.dataset.unique()))} top-1 (%) of the "
             f"{', '.join(sorted(df.backbone.unique()))} encoder after each pretraining budget (each budget its own "
             f"schedule), the random-init encoder at 0 steps. A point of one seed carries the 95% Wilson interval of its "
             f"test set, [low, high]; a point of several seeds the 95% t-interval over seeds, ± (seeds per point in the "
-            f"`seeds` column).\n\n" + table_markdown(learning_curve_table(df)) + diffs + '\n')
+            f"`seeds` column).\n\n" + table_markdown(learning_curve_table(frozen)) + diffs + _lc_finetuned_markdown(df) + '\n')
 
 # %% ../nbs/16_reproduce.ipynb #c033
 def relative_text(text: str, out) -> str:
@@ -540,15 +557,18 @@ def _learning_curve_cli(a) -> int:
     if a.preset != 'paper': prepare_default_world(base, world, verify=True)
     df = learning_curve(a.preset, a.learning_curve, out, world, variants=tuple(a.variants or LC_VARIANTS),
                         seeds=a.seed_list, backbone=(a.backbones or [None])[0], overrides=a.overrides,
-                        teacher=a.teacher)
+                        teacher=a.teacher, finetune_on=tuple(a.finetune_on or ()))
     df.to_csv(out / 'learning_curve.csv', index=False)
     plot_learning_curve(df).savefig(out / 'learning_curve.png', dpi=120)
+    files = ['learning_curve.csv', 'learning_curve.png', 'summary.md']
+    if (df.protocol == 'finetune').any():
+        plot_learning_curve(df, 'finetune').savefig(out / 'learning_curve_finetune.png', dpi=120); files.append('learning_curve_finetune.png')
     (out / 'summary.md').write_text(learning_curve_summary(df, a.preset, a.overrides))
     print((out / 'summary.md').read_text())
     print(f"learning curve: {out / 'learning_curve.csv'}, {out / 'learning_curve.png'}")
     if a.publish:
         dest = Path(a.publish); dest.mkdir(parents=True, exist_ok=True)
-        for f in ('learning_curve.csv', 'learning_curve.png', 'summary.md'): shutil.copyfile(out / f, dest / f)
+        for f in files: shutil.copyfile(out / f, dest / f)
         print(f"published the learning curve to {dest}")
     return 0
 
@@ -566,7 +586,8 @@ def reproduce_cli(argv=None) -> int:
     ap.add_argument('--nproc', type=int, default=1, help='GPUs per job (torchrun) ')
     ap.add_argument('--backbones', nargs='+', default=None, help=f'default per preset: {DEFAULT_BACKBONES}')
     ap.add_argument('--finetune-on', nargs='+', default=None, choices=REPRO_DATASETS,
-                    help='datasets that are fine-tuned (default all); the others are evaluated frozen only')
+                    help='datasets that are fine-tuned (default all); the others are evaluated frozen only. With '
+                    '--learning-curve: datasets also fine-tuned after each budget, beside scratch (default none)')
     ap.add_argument('--dry-run', action='store_true', help="print the plan and the preset's projected GPU time, run nothing")
     ap.add_argument('--no-cam', action='store_true', help='skip the CAM figure')
     ap.add_argument('--learning-curve', nargs='+', type=int, default=None, metavar='EPOCHS',

@@ -12,10 +12,10 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'PROTOCOLS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_NAMES', 'FROZEN_NAMES', 'DATASETS', 'TABLE_DIFFS',
-           'FROZEN_DIFFS', 'LC_ENCODERS', 'LC_DIFFS', 'read_results', 'project_root', 'read_paper_tables', 't_quantile',
-           'mean_ci', 'summarise', 'paired_difference', 'fmt_ci', 'diff_cell', 'results_table', 'frozen_table',
-           'table_markdown', 'plot_ablation', 'published_results', 'wilson_ci', 'learning_curve_table',
-           'learning_curve_differences', 'published_learning_curve']
+           'FROZEN_DIFFS', 'LC_ENCODERS', 'LC_FROZEN', 'LC_FINETUNED', 'LC_DIFFS', 'LC_FT_DIFFS', 'read_results',
+           'project_root', 'read_paper_tables', 't_quantile', 'mean_ci', 'summarise', 'paired_difference', 'fmt_ci',
+           'diff_cell', 'results_table', 'frozen_table', 'table_markdown', 'plot_ablation', 'published_results',
+           'wilson_ci', 'learning_curve_table', 'learning_curve_differences', 'published_learning_curve']
 
 # %% ../nbs/17_results.ipynb #c005
 RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'protocol', 'acc1', 'acc5', 'n_test',
@@ -271,7 +271,9 @@ def wilson_ci(acc: float, # accuracy in percent
     return 100 * (centre - half), 100 * (centre + half)
 
 # %% ../nbs/17_results.ipynb #c043
-LC_ENCODERS = {'random': 'Random init', 'no_kd': 'RSPNet*', 'full': 'Ours'}
+LC_ENCODERS = {'random': 'Random init', 'scratch': 'Scratch', 'no_kd': 'RSPNet*', 'full': 'Ours'}
+LC_FROZEN = {'linear': 'linear probe', 'knn': 'kNN'}  # protocol -> column: the frozen-feature tables
+LC_FINETUNED = {'finetune': 'fine-tuned'}  # the fine-tuned tables (video top-1, epoch chosen on validation)
 
 def _lc_cell(acc: pd.Series, # top-1 of one encoder and budget, one value per seed
              n_test: int) -> str:
@@ -281,12 +283,13 @@ def _lc_cell(acc: pd.Series, # top-1 of one encoder and budget, one value per se
     lo, hi = wilson_ci(m, n_test); return f'{m:.1f} [{lo:.1f}, {hi:.1f}]'
 
 def learning_curve_table(df: pd.DataFrame, # rows of learning_curve.csv (RESULT_COLUMNS + epochs, steps)
+                         protocols: dict=LC_FROZEN, # protocol -> column: LC_FROZEN or LC_FINETUNED
                         ) -> pd.DataFrame:
-    "Encoder × pretraining steps → linear-probe and kNN top-1 with its 95% interval (`_lc_cell`) and the end losses."
-    rows = []
+    "Encoder × pretraining steps → top-1 of each protocol with its 95% interval (`_lc_cell`) and the end losses."
+    rows, df = [], df[df.protocol.isin(list(protocols))]
     for (v, st), g in df.groupby(['variant', 'steps'], sort=False):
         row = {'encoder': LC_ENCODERS.get(v, v), 'steps': int(st), 'seeds': g.seed.nunique()}
-        for proto, name in (('linear', 'linear probe'), ('knn', 'kNN')):
+        for proto, name in protocols.items():
             gg = g[g.protocol == proto]
             if not len(gg): row[name] = '—'; continue
             row[name] = _lc_cell(gg.acc1, int(gg.n_test.iloc[0]))
@@ -294,25 +297,30 @@ def learning_curve_table(df: pd.DataFrame, # rows of learning_curve.csv (RESULT_
             if col in g and g[col].notna().any(): row[name] = f'{g[col].mean():.2f}'
             elif col in g: row[name] = '—'
         row['n test'] = int(g.n_test.iloc[0]); rows.append(row)
+    if not rows: return pd.DataFrame(columns=['encoder', 'steps']).set_index(['encoder', 'steps'])
     order = {k: i for i, k in enumerate(LC_ENCODERS.values())}
     return pd.DataFrame(rows).sort_values(['steps', 'encoder'], key=lambda c: c.map(order) if c.name == 'encoder' else c
                                           ).set_index(['encoder', 'steps'])
 
 # %% ../nbs/17_results.ipynb #c045b
-LC_DIFFS = (('no_kd', 'random'), ('full', 'random'), ('full', 'no_kd'))  # (a, b): the rows a − b
+LC_DIFFS = (('no_kd', 'random'), ('full', 'random'), ('full', 'no_kd'))  # frozen: the rows a − b
+LC_FT_DIFFS = (('no_kd', 'scratch'), ('full', 'scratch'), ('full', 'no_kd'))  # fine-tuned: the rows a − b
 
 def learning_curve_differences(df: pd.DataFrame, # rows of learning_curve.csv
+                               pairs=LC_DIFFS, # (a, b): the rows a − b
+                               protocols: dict=LC_FROZEN, # protocol -> column
                               ) -> pd.DataFrame:
-    "Per budget and pair of LC_DIFFS: the paired (by seed) difference of frozen top-1, linear probe and kNN."
-    rows, rnd = [], df[df.variant == 'random']
+    "Per budget and pair: the paired (by seed) difference of top-1 in each protocol, the baselines taken at 0 steps."
+    rows, base = [], df[df.steps == 0]
     for st in sorted(s for s in df.steps.unique() if s > 0):
-        at = pd.concat([df[df.steps == st], rnd])
-        for a, b in LC_DIFFS:
-            d = {p: paired_difference(at[at.protocol == p], a, b) for p in ('linear', 'knn')}
-            if d['linear'].empty: continue
-            rows.append({'difference': f'{LC_ENCODERS[a]} − {LC_ENCODERS[b]}', 'steps': int(st),
-                         'seeds': int(d['linear'].iloc[0]['n']), 'linear probe': diff_cell(d['linear']), 'kNN': diff_cell(d['knn'])})
-    return pd.DataFrame(rows, columns=['difference', 'steps', 'seeds', 'linear probe', 'kNN']).set_index(['difference', 'steps'])
+        at = pd.concat([df[df.steps == st], base])
+        for a, b in pairs:
+            d = {p: paired_difference(at[at.protocol == p], a, b) for p in protocols}
+            first = d[next(iter(protocols))]
+            if first.empty: continue
+            rows.append({'difference': f'{LC_ENCODERS[a]} − {LC_ENCODERS[b]}', 'steps': int(st), 'seeds': int(first.iloc[0]['n']),
+                         **{name: diff_cell(d[p]) for p, name in protocols.items()}})
+    return pd.DataFrame(rows, columns=['difference', 'steps', 'seeds', *protocols.values()]).set_index(['difference', 'steps'])
 
 # %% ../nbs/17_results.ipynb #c047
 def published_learning_curve(preset: str='quick', # the folder's suffix: the preset the curve ran on, or e.g. 'quick-32px'

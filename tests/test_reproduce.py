@@ -112,3 +112,21 @@ def test_learning_curve(repro):
     assert 'Paired differences' in md and '| RSPNet* − Random init | ' in md and '| Random init | 0 | 2 | ' in md
     with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--variants', 'no_kd'])
     assert e.value.code == 2
+
+def test_learning_curve_finetuned(repro):
+    "--finetune-on in a learning curve: each budget's encoder is also fine-tuned, beside scratch at 0 steps; frozen rows unchanged."
+    out = repro / 'lc-ft'
+    args = ['--preset', 'smoke', '--backbones', 'c3d', '--seeds', '1', '--learning-curve', '1', '--variants', 'no_kd',
+            '--data', str(repro / 'world'), '--out', str(out)]
+    assert reproduce_cli(args) == 0
+    frozen = pd.read_csv(out / 'learning_curve.csv')
+    assert not (out / 'learning_curve_finetune.png').exists()
+    assert reproduce_cli(args + ['--finetune-on', 'hmdb51', '--publish', str(out / 'pub')]) == 0
+    df = pd.read_csv(out / 'learning_curve.csv')
+    ft = df[df.protocol == 'finetune']
+    assert set(zip(ft.variant, ft.steps > 0)) == {('scratch', False), ('no_kd', True)} and set(ft.dataset) == {'hmdb51'}
+    assert ft[ft.variant == 'no_kd'].final_app.notna().all() and ft[ft.variant == 'scratch'].final_app.isna().all()
+    pd.testing.assert_frame_equal(df[df.protocol != 'finetune'].reset_index(drop=True), frozen)  # probes reused, frozen rows as before
+    md = (out / 'summary.md').read_text()
+    assert 'Fine-tuned hmdb51 video top-1' in md and '| Scratch | 0 | 1 | ' in md and '| RSPNet* | 2 | 1 | ' in md
+    assert (out / 'pub' / 'learning_curve_finetune.png').stat().st_size > 0 and (out / 'pub' / 'summary.md').read_text() == md
