@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, contextlib, dataclasses, json, logging, os, shutil, subprocess, sys, time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -452,15 +453,16 @@ def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets;
     bb, rows = backbone or DEFAULT_BACKBONES.get(preset, REPRO_BACKBONES)[0], []
     for e in epochs:
         ov = list(overrides) + [f'pretrain.epochs={e}']
-        jobs = plan_reproduction(preset, list(seeds), Path(out) / f'epochs{e}', world, teacher, ov, (bb,), variants,
-                                 tuple(dict.fromkeys((dataset, *finetune_on))), finetune_on=tuple(finetune_on))
+        plan = partial(plan_reproduction, preset, list(seeds), Path(out) / f'epochs{e}', world, teacher, ov, (bb,), variants)
+        jobs = plan((dataset,), finetune_on=()) + [j for j in plan(tuple(finetune_on), finetune_on=tuple(finetune_on))
+                                                    if j.kind == 'finetune']  # probes always; fine-tuning on request
         for j in jobs: run_job(j, ov)
         for j in (j for j in jobs if j.kind != 'pretrain'):  # each evaluation with the pretraining it scores (none: 0 steps)
             p = j.pretrained
             d = {**json.loads(p.done_file.read_text()), 'on': pretrained_on(p.run)} if p else {'final': {}}
             rows += [{**r, 'epochs': e, 'steps': d.get('global_step', 0), 'final_motion': d['final'].get('motion'),
                       'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)
-                     if r['protocol'] == 'finetune' or r['dataset'] == dataset]  # frozen scores: of `dataset` only
+                     if j.kind == 'probe' or r['protocol'] == 'finetune']  # frozen scores: from the probes
     keys = ['variant', 'dataset', 'seed', 'protocol', 'steps']  # the 0-step baselines: once
     return pd.DataFrame(rows).drop_duplicates(keys).reset_index(drop=True)
 
