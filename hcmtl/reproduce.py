@@ -461,9 +461,8 @@ def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets;
             p = j.pretrained
             d = {**json.loads(p.done_file.read_text()), 'on': pretrained_on(p.run)} if p else {'final': {}}
             rows += [{**r, 'epochs': e, 'steps': d.get('global_step', 0), 'final_motion': d['final'].get('motion'),
-                      'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)
-                     if j.kind == 'probe' or r['protocol'] == 'finetune']  # frozen scores: from the probes
-    keys = ['variant', 'dataset', 'seed', 'protocol', 'steps']  # the 0-step baselines: once
+                      'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)]
+    keys = ['variant', 'dataset', 'seed', 'protocol', 'steps']  # 0-step baselines once; a set both probed and tuned: the probe's
     return pd.DataFrame(rows).drop_duplicates(keys).reset_index(drop=True)
 
 # %% ../nbs/16_reproduce.ipynb #c030e
@@ -491,36 +490,35 @@ def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
     return fig
 
 # %% ../nbs/16_reproduce.ipynb #c031b
-def _lc_finetuned_markdown(df: pd.DataFrame) -> str:
-    "The fine-tuned part of a learning-curve summary: per fine-tuned set, the table and with several seeds the paired differences."
-    from hcmtl.results import learning_curve_table, learning_curve_differences, LC_FINETUNED, LC_FT_DIFFS
-    md = ''
-    for ds, g in df[df.protocol == 'finetune'].groupby('dataset'):
-        md += (f"\n\nFine-tuned {ds} video top-1 (%) after each budget (epoch chosen on validation), the from-scratch "
-               f"network at 0 steps:\n\n" + table_markdown(learning_curve_table(g, LC_FINETUNED)))
-        if g.groupby(['variant', 'steps']).seed.nunique().max() > 1:
-            md += ("\n\nPaired differences (by seed) of fine-tuned top-1, mean ± 95% t-interval over seeds; `*` where the "
-                   "interval excludes 0:\n\n" + table_markdown(learning_curve_differences(g, LC_FT_DIFFS, LC_FINETUNED)))
+def _lc_section(g: pd.DataFrame, # learning-curve rows of one set and kind (frozen or fine-tuned)
+                intro: str, protocols: dict, pairs, # the sentence before the table; LC_FROZEN/LC_DIFFS or LC_FINETUNED/LC_FT_DIFFS
+               ) -> str:
+    "One part of a learning-curve summary: its table and, with several seeds, the paired differences."
+    from hcmtl.results import learning_curve_table, learning_curve_differences
+    md = f"{intro}\n\n" + table_markdown(learning_curve_table(g, protocols))
+    if g.groupby(['variant', 'steps']).seed.nunique().max() > 1:
+        md += ("\n\nPaired differences (by seed) at each budget, mean ± 95% t-interval over seeds; `*` where the interval "
+               "excludes 0:\n\n" + table_markdown(learning_curve_differences(g, pairs, protocols)))
     return md
 
 def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
                            preset: str, # the preset the curve started from
                            overrides=(), # config overrides over the preset, named in the summary
                           ) -> str:
-    "The markdown summary of a learning curve: what was run, the tables of frozen (and fine-tuned) accuracies, and with several seeds their paired differences."
-    from hcmtl.results import learning_curve_table, learning_curve_differences
+    "The markdown summary of a learning curve: what was run, per set the frozen (and fine-tuned) accuracies, with several seeds their paired differences."
+    from hcmtl.results import LC_FROZEN, LC_DIFFS, LC_FINETUNED, LC_FT_DIFFS
     changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
     on = sorted(df.pretrained_on.dropna().unique()) if 'pretrained_on' in df else []
     changed += f"Pretrained on: {'; '.join(on)}.\n\n" if on else ''
-    frozen = df[df.protocol != 'finetune']
-    diffs = ("\n\nPaired differences (by seed) of frozen top-1 at each budget, mean ± 95% t-interval over seeds; `*` where "
-             "the interval excludes 0:\n\n" + table_markdown(learning_curve_differences(frozen))
-             if frozen.groupby(['variant', 'steps']).seed.nunique().max() > 1 else '')
-    return (f"# Learning curve: {preset}\n\n{changed}Frozen {', '.join(sorted(frozen.dataset.unique()))} top-1 (%) of the "
-            f"{', '.join(sorted(df.backbone.unique()))} encoder after each pretraining budget (each budget its own "
-            f"schedule), the random-init encoder at 0 steps. A point of one seed carries the 95% Wilson interval of its "
-            f"test set, [low, high]; a point of several seeds the 95% t-interval over seeds, ± (seeds per point in the "
-            f"`seeds` column).\n\n" + table_markdown(learning_curve_table(frozen)) + diffs + _lc_finetuned_markdown(df) + '\n')
+    bb, tuned = ', '.join(sorted(df.backbone.unique())), df.protocol == 'finetune'
+    parts = [_lc_section(g, f"Frozen {ds} top-1 (%) of the {bb} encoder after each pretraining budget (each budget its own "
+                         "schedule), the random-init encoder at 0 steps:", LC_FROZEN, LC_DIFFS)
+             for ds, g in df[~tuned].groupby('dataset', sort=False)]
+    parts += [_lc_section(g, f"Fine-tuned {ds} video top-1 (%) after each budget (epoch chosen on validation), the "
+                          "from-scratch network at 0 steps:", LC_FINETUNED, LC_FT_DIFFS) for ds, g in df[tuned].groupby('dataset', sort=False)]
+    return (f"# Learning curve: {preset}\n\n{changed}A point of one seed carries the 95% Wilson interval of its test set, "
+            "[low, high]; a point of several seeds the 95% t-interval over seeds, ± (seeds per point in the `seeds` "
+            "column).\n\n" + '\n\n'.join(parts) + '\n')
 
 # %% ../nbs/16_reproduce.ipynb #c033
 def relative_text(text: str, out) -> str:
