@@ -655,6 +655,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'hcmtl.reproduce.learning_curve': ('nbs/reproduce.html#learning_curve', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.learning_curve_summary': ( 'nbs/reproduce.html#learning_curve_summary',
                                                                              'hcmtl/reproduce.py'),
+                                 'hcmtl.reproduce.merge_learning_curves': ( 'nbs/reproduce.html#merge_learning_curves',
+                                                                            'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.plan_reproduction': ('nbs/reproduce.html#plan_reproduction', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.plot_learning_curve': ('nbs/reproduce.html#plot_learning_curve', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.pretrained_on': ('nbs/reproduce.html#pretrained_on', 'hcmtl/reproduce.py'),

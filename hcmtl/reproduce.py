@@ -24,11 +24,11 @@ from .config import add_config_args, cli_errors, config_overrides, config_preset
 
 # %% auto #0
 __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAULT_SEEDS', 'DEFAULT_BACKBONES',
-           'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'LC_VARIANTS', 'PUBLISHED', 'Job', 'job_config', 'plan_reproduction',
-           'run_job', 'frozen_features', 'frozen_scores', 'run_probe', 'job_rows', 'collect_results', 'cam_comparison',
-           'shown_path', 'summary_markdown', 'run_timing', 'timing_markdown', 'reproduce', 'projected_time',
-           'pretrained_on', 'learning_curve', 'plot_learning_curve', 'learning_curve_summary', 'relative_text',
-           'publish', 'reproduce_cli']
+           'DEFAULT_FINETUNE_ON', 'CAM_CLIPS', 'LC_VARIANTS', 'LC_KEYS', 'PUBLISHED', 'Job', 'job_config',
+           'plan_reproduction', 'run_job', 'frozen_features', 'frozen_scores', 'run_probe', 'job_rows',
+           'collect_results', 'cam_comparison', 'shown_path', 'summary_markdown', 'run_timing', 'timing_markdown',
+           'reproduce', 'projected_time', 'pretrained_on', 'learning_curve', 'merge_learning_curves',
+           'plot_learning_curve', 'learning_curve_summary', 'relative_text', 'publish', 'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -435,6 +435,7 @@ def projected_time(preset: str, seeds=None, backbones=None, overrides=(), gpu_cs
 
 # %% ../nbs/16_reproduce.ipynb #c030
 LC_VARIANTS = ('no_kd', 'full')  # the variants a learning curve pretrains unless told
+LC_KEYS = ['variant', 'dataset', 'seed', 'protocol', 'steps']  # one learning-curve row per encoder, set, seed, protocol, budget
 
 def pretrained_on(run) -> str|None:
     "Where a run was trained, from its environment.json: 'CPU model, bf16 (amx_bf16, avx512_bf16)'; None if unrecorded."
@@ -462,8 +463,29 @@ def learning_curve(preset: str, epochs, out, world, # pretraining epoch budgets;
             d = {**json.loads(p.done_file.read_text()), 'on': pretrained_on(p.run)} if p else {'final': {}}
             rows += [{**r, 'epochs': e, 'steps': d.get('global_step', 0), 'final_motion': d['final'].get('motion'),
                       'final_app': d['final'].get('app'), 'pretrained_on': d.get('on')} for r in job_rows(j, out)]
-    keys = ['variant', 'dataset', 'seed', 'protocol', 'steps']  # 0-step baselines once; a set both probed and tuned: the probe's
-    return pd.DataFrame(rows).drop_duplicates(keys).reset_index(drop=True)
+    return pd.DataFrame(rows).drop_duplicates(LC_KEYS).reset_index(drop=True)  # 0-step baselines once; probed and tuned: the probe's
+
+# %% ../nbs/16_reproduce.ipynb #c030n
+def merge_learning_curves(df: pd.DataFrame, # rows this invocation produced
+                          earlier, # learning_curve.csv files of earlier invocations
+                          tol: float=0.01, # top-1 points by which a row both hold may differ
+                         ) -> pd.DataFrame:
+    "This curve's rows and those of earlier curves of the same experiment; a row both hold must agree."
+    for f in map(Path, earlier):
+        if not f.is_file(): raise FileNotFoundError(f"no learning curve {f} to merge")
+        e = pd.read_csv(f)
+        if missing := sorted(set(LC_KEYS + ['preset', 'backbone', 'acc1']) - set(e.columns)):
+            raise ConfigError(f"{f} is not a learning_curve.csv: it has no column {', '.join(missing)}")
+        for col in ('preset', 'backbone'):
+            if set(e[col]) != set(df[col]): raise ConfigError(f"{f} is a curve of {col} {sorted(set(e[col]))}, this one of {sorted(set(df[col]))}")
+        both = df.merge(e, on=LC_KEYS, suffixes=('', '_earlier'))
+        if len(bad := both[(both.acc1 - both.acc1_earlier).abs() > tol]):
+            r = bad.iloc[0]
+            raise ConfigError(f"{f} and this curve disagree on {len(bad)} of the {len(both)} rows they share, e.g. {r.variant} "
+                             f"seed {r.seed} {r.protocol} at {r.steps} steps: {r.acc1:.2f} here, {r.acc1_earlier:.2f} there. "
+                             "They are not one experiment (another world, code or machine?); nothing was merged")
+        df = pd.concat([df, e], ignore_index=True).drop_duplicates(LC_KEYS).reset_index(drop=True)
+    return df
 
 # %% ../nbs/16_reproduce.ipynb #c030e
 def _lc_point(g: pd.DataFrame) -> tuple:
@@ -504,12 +526,14 @@ def _lc_section(g: pd.DataFrame, # learning-curve rows of one set and kind (froz
 def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
                            preset: str, # the preset the curve started from
                            overrides=(), # config overrides over the preset, named in the summary
+                           merged=(), # earlier learning_curve.csv files whose rows the curve includes
                           ) -> str:
     "The markdown summary of a learning curve: what was run, per set the frozen (and fine-tuned) accuracies, with several seeds their paired differences."
     from hcmtl.results import LC_FROZEN, LC_DIFFS, LC_FINETUNED, LC_FT_DIFFS
     changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
     on = sorted(df.pretrained_on.dropna().unique()) if 'pretrained_on' in df else []
     changed += f"Pretrained on: {'; '.join(on)}.\n\n" if on else ''
+    changed += f"With the rows of the earlier curves {', '.join(f'`{shown_path(m)}`' for m in merged)}.\n\n" if merged else ''
     bb, tuned = ', '.join(sorted(df.backbone.unique())), df.protocol == 'finetune'
     parts = [_lc_section(g, f"Frozen {ds} top-1 (%) of the {bb} encoder after each pretraining budget (each budget its own "
                          "schedule), the random-init encoder at 0 steps:", LC_FROZEN, LC_DIFFS)
@@ -558,12 +582,13 @@ def _learning_curve_cli(a) -> int:
     df = learning_curve(a.preset, a.learning_curve, out, world, variants=tuple(a.variants or LC_VARIANTS),
                         seeds=a.seed_list, backbone=(a.backbones or [None])[0], overrides=a.overrides,
                         teacher=a.teacher, finetune_on=tuple(a.finetune_on or ()))
+    df = merge_learning_curves(df, a.merge_with or ())
     df.to_csv(out / 'learning_curve.csv', index=False)
     plot_learning_curve(df).savefig(out / 'learning_curve.png', dpi=120)
     files = ['learning_curve.csv', 'learning_curve.png', 'summary.md']
     if (df.protocol == 'finetune').any():
         plot_learning_curve(df, 'finetune').savefig(out / 'learning_curve_finetune.png', dpi=120); files.append('learning_curve_finetune.png')
-    (out / 'summary.md').write_text(learning_curve_summary(df, a.preset, a.overrides))
+    (out / 'summary.md').write_text(learning_curve_summary(df, a.preset, a.overrides, a.merge_with or ()))
     print((out / 'summary.md').read_text())
     print(f"learning curve: {out / 'learning_curve.csv'}, {out / 'learning_curve.png'}")
     if a.publish:
@@ -594,10 +619,14 @@ def reproduce_cli(argv=None) -> int:
                     help='instead of the tables: frozen-feature accuracy of no_kd and full after these pretraining epoch budgets')
     ap.add_argument('--variants', nargs='+', default=None, choices=('no_kd', 'ti', 'full'),
                     help='with --learning-curve: the variants pretrained (default no_kd full)')
+    ap.add_argument('--merge-with', nargs='+', default=None, metavar='CSV',
+                    help='with --learning-curve: add the rows of earlier learning_curve.csv files of the same experiment '
+                    '(e.g. a published curve); the rows both hold must agree')
     ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
     a = add_config_args(ap, preset='quick').parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s', datefmt='%H:%M:%S')
+    if a.merge_with and not a.learning_curve: ap.error('--merge-with adds rows to a --learning-curve')
     if a.variants and not a.learning_curve: ap.error('--variants chooses the variants of a --learning-curve; the tables pretrain every variant')
     a.preset, a.overrides = config_preset(a), config_overrides(a)  # --config files and overrides apply to every job
     if a.print_config: handle_print_config(a, validate(apply_overrides(get_preset(a.preset), a.overrides)))

@@ -106,6 +106,19 @@ def test_learning_curve(repro):
     alone = pd.read_csv(out / 'seed1' / 'learning_curve.csv')
     assert set(alone.seed) == {1}
     pd.testing.assert_frame_equal(alone.drop(columns='run_dir'), two[two.seed == 1].drop(columns='run_dir').reset_index(drop=True))
+    # --merge-with: the lone seed's curve gains seed 0's rows from the two-seed curve; the rows they share must agree
+    args = ['--preset', 'smoke', '--backbones', 'c3d', '--seeds', '1', '--first-seed', '1', '--learning-curve', '1', '--variants',
+            'no_kd', '--data', str(repro / 'world'), '--out', str(out / 'seed1'), 'pretrain.log_every=2']
+    two.to_csv(repro / 'two.csv', index=False)
+    assert reproduce_cli(args + ['--merge-with', str(repro / 'two.csv')]) == 0
+    merged = pd.read_csv(out / 'seed1' / 'learning_curve.csv')
+    assert sorted(map(tuple, merged[['variant', 'seed', 'protocol']].values)) == sorted(map(tuple, two[['variant', 'seed', 'protocol']].values))
+    assert 'With the rows of the earlier curves `' in (out / 'seed1' / 'summary.md').read_text()
+    two.assign(acc1=two.acc1 + 1).to_csv(repro / 'other.csv', index=False)  # another experiment's curve: refused, nothing written
+    assert reproduce_cli(args + ['--merge-with', str(repro / 'other.csv')]) == 2
+    pd.testing.assert_frame_equal(pd.read_csv(out / 'seed1' / 'learning_curve.csv'), merged)
+    with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--merge-with', str(repro / 'two.csv')])
+    assert e.value.code == 2
     with pytest.raises(SystemExit) as e: reproduce_cli(['--preset', 'smoke', '--first-seed', '-1', '--dry-run'])
     assert e.value.code == 2
     md = (out / 'summary.md').read_text()
