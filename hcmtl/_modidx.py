@@ -639,6 +639,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'hcmtl.reproduce._feature_file': ('nbs/reproduce.html#_feature_file', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._has_checkpoints': ('nbs/reproduce.html#_has_checkpoints', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._input_data': ('nbs/reproduce.html#_input_data', 'hcmtl/reproduce.py'),
+                                 'hcmtl.reproduce._lc_panel': ('nbs/reproduce.html#_lc_panel', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._lc_point': ('nbs/reproduce.html#_lc_point', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._lc_section': ('nbs/reproduce.html#_lc_section', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce._learning_curve_cli': ('nbs/reproduce.html#_learning_curve_cli', 'hcmtl/reproduce.py'),

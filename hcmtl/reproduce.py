@@ -496,11 +496,9 @@ def _lc_point(g: pd.DataFrame) -> tuple:
     lo, hi = wilson_ci(m, int(g.n_test.iloc[0])) if 'n_test' in g else (m, m)
     return g.steps.iloc[0], m, m - lo, hi - m
 
-def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
-    "Accuracy against pretraining steps, one line per variant (95% CI over seeds, or the test set's interval for one seed); the baseline dashed."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.5, 3.2)); d = df[df.protocol == protocol]
-    base = 'scratch' if protocol == 'finetune' else 'random'  # the 0-step row of this protocol
+def _lc_panel(ax, d: pd.DataFrame, protocol: str):
+    "One set's curves in one protocol: a line per variant, the 0-step baseline (random init, or scratch) dashed."
+    base = 'scratch' if protocol == 'finetune' else 'random'
     for v, g in d[d.variant != base].groupby('variant'):
         x, m, lo, hi = map(np.array, zip(*[_lc_point(gg) for _, gg in g.groupby('steps')]))
         ax.errorbar(x, m, yerr=[lo, hi], marker='o', capsize=3, label=v)
@@ -508,8 +506,17 @@ def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
     if len(r):
         _, m, lo, hi = _lc_point(r); ax.axhline(m, ls='--', c='grey', label='random init' if base == 'random' else base)
         ax.axhspan(m - lo, m + hi, color='grey', alpha=0.15, lw=0)
-    ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8); fig.tight_layout()
-    return fig
+    ax.set_xlabel('pretraining steps'); ax.set_ylabel(f'{protocol} top-1 (%)'); ax.legend(fontsize=8)
+
+def plot_learning_curve(df: pd.DataFrame, protocol: str='linear'):
+    "Accuracy against pretraining steps, a panel per downstream set (95% CI over seeds, or the test set's interval for one seed)."
+    import matplotlib.pyplot as plt
+    d = df[df.protocol == protocol]; sets = list(dict.fromkeys(d.dataset)) if 'dataset' in d else [None]
+    fig, axs = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.2), squeeze=False)
+    for ax, ds in zip(axs[0], sets):
+        _lc_panel(ax, d if ds is None else d[d.dataset == ds], protocol)
+        if len(sets) > 1: ax.set_title(ds, fontsize=9)
+    fig.tight_layout(); return fig
 
 # %% ../nbs/16_reproduce.ipynb #c031b
 def _lc_section(g: pd.DataFrame, # learning-curve rows of one set and kind (frozen or fine-tuned)
