@@ -666,6 +666,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'hcmtl.reproduce.relative_text': ('nbs/reproduce.html#relative_text', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.reproduce': ('nbs/reproduce.html#reproduce', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.reproduce_cli': ('nbs/reproduce.html#reproduce_cli', 'hcmtl/reproduce.py'),
+                                 'hcmtl.reproduce.reproduce_parser': ('nbs/reproduce.html#reproduce_parser', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.run_job': ('nbs/reproduce.html#run_job', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.run_probe': ('nbs/reproduce.html#run_probe', 'hcmtl/reproduce.py'),
                                  'hcmtl.reproduce.run_timing': ('nbs/reproduce.html#run_timing', 'hcmtl/reproduce.py'),

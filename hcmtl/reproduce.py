@@ -28,7 +28,8 @@ __all__ = ['log', 'REPRO_BACKBONES', 'REPRO_VARIANTS', 'REPRO_DATASETS', 'DEFAUL
            'plan_reproduction', 'run_job', 'frozen_features', 'frozen_scores', 'run_probe', 'job_rows',
            'collect_results', 'cam_comparison', 'shown_path', 'summary_markdown', 'run_timing', 'timing_markdown',
            'reproduce', 'projected_time', 'pretrained_on', 'learning_curve', 'merge_learning_curves',
-           'plot_learning_curve', 'learning_curve_summary', 'relative_text', 'publish', 'reproduce_cli']
+           'plot_learning_curve', 'learning_curve_summary', 'relative_text', 'publish', 'reproduce_parser',
+           'reproduce_cli']
 
 # %% ../nbs/16_reproduce.ipynb #c005
 log = logging.getLogger('hcmtl.reproduce')
@@ -604,10 +605,9 @@ def _learning_curve_cli(a) -> int:
         print(f"published the learning curve to {dest}")
     return 0
 
-# %% ../nbs/16_reproduce.ipynb #c037
-@cli_errors('hcmtl-reproduce')
-def reproduce_cli(argv=None) -> int:
-    "Command line `hcmtl-reproduce`."
+# %% ../nbs/16_reproduce.ipynb #c036p
+def reproduce_parser() -> argparse.ArgumentParser:
+    "The arguments of `hcmtl-reproduce`: the reproduction, the learning curve, and every config flag."
     ap = argparse.ArgumentParser(prog='hcmtl-reproduce', description='Reproduce Tables 1 and 2 and the CAM figure.')
     ap.add_argument('--seeds', type=int, default=None, help=f'number of seeds (default per preset: {DEFAULT_SEEDS})')
     ap.add_argument('--first-seed', type=int, default=0, help='seeds are FIRST, FIRST+1, ...: run seeds in parallel '
@@ -630,7 +630,13 @@ def reproduce_cli(argv=None) -> int:
                     help='with --learning-curve: add the rows of earlier learning_curve.csv files of the same experiment '
                     '(e.g. a published curve); the rows both hold must agree')
     ap.add_argument('--publish', default=None, help='copy the small artefacts here (e.g. data/results/quick)')
-    a = add_config_args(ap, preset='quick').parse_args(argv)
+    return add_config_args(ap, preset='quick')
+
+# %% ../nbs/16_reproduce.ipynb #c037
+@cli_errors('hcmtl-reproduce')
+def reproduce_cli(argv=None) -> int:
+    "Command line `hcmtl-reproduce`."
+    ap = reproduce_parser(); a = ap.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s', datefmt='%H:%M:%S')
     if a.merge_with and not a.learning_curve: ap.error('--merge-with adds rows to a --learning-curve')
