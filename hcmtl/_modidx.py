@@ -683,6 +683,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'hcmtl.results.frozen_table': ('nbs/results.html#frozen_table', 'hcmtl/results.py'),
                                'hcmtl.results.learning_curve_differences': ( 'nbs/results.html#learning_curve_differences',
                                                                              'hcmtl/results.py'),
+                               'hcmtl.results.learning_curve_parts': ('nbs/results.html#learning_curve_parts', 'hcmtl/results.py'),
                                'hcmtl.results.learning_curve_table': ('nbs/results.html#learning_curve_table', 'hcmtl/results.py'),
                                'hcmtl.results.mean_ci': ('nbs/results.html#mean_ci', 'hcmtl/results.py'),
                                'hcmtl.results.paired_difference': ('nbs/results.html#paired_difference', 'hcmtl/results.py'),

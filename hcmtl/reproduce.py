@@ -537,17 +537,18 @@ def learning_curve_summary(df: pd.DataFrame, # rows of learning_curve.csv
                            merged=(), # earlier learning_curve.csv files whose rows the curve includes
                           ) -> str:
     "The markdown summary of a learning curve: what was run, per set the frozen (and fine-tuned) accuracies, with several seeds their paired differences."
-    from hcmtl.results import LC_FROZEN, LC_DIFFS, LC_FINETUNED, LC_FT_DIFFS
+    from hcmtl.results import learning_curve_parts
     changed = f"Config overrides over the preset: {', '.join(f'`{o}`' for o in overrides)}.\n\n" if overrides else ''
     on = sorted(df.pretrained_on.dropna().unique()) if 'pretrained_on' in df else []
     changed += f"Pretrained on: {'; '.join(on)}.\n\n" if on else ''
     changed += f"With the rows of the earlier curves {', '.join(f'`{shown_path(m)}`' for m in merged)}.\n\n" if merged else ''
-    bb, tuned = ', '.join(sorted(df.backbone.unique())), df.protocol == 'finetune'
-    parts = [_lc_section(g, f"Frozen {ds} top-1 (%) of the {bb} encoder after each pretraining budget (each budget its own "
-                         "schedule), the random-init encoder at 0 steps:", LC_FROZEN, LC_DIFFS)
-             for ds, g in df[~tuned].groupby('dataset', sort=False)]
-    parts += [_lc_section(g, f"Fine-tuned {ds} video top-1 (%) after each budget (epoch chosen on validation), the "
-                          "from-scratch network at 0 steps:", LC_FINETUNED, LC_FT_DIFFS) for ds, g in df[tuned].groupby('dataset', sort=False)]
+    intros = {'frozen': "Frozen {ds} top-1 (%) of the {bb} encoder after each pretraining budget (each budget its own "
+                        "schedule), the random-init encoder at 0 steps:",
+              'fine-tuned': "Fine-tuned {ds} video top-1 (%) after each budget (epoch chosen on validation), the "
+                            "from-scratch network at 0 steps:"}
+    bb = ', '.join(sorted(df.backbone.unique()))
+    parts = [_lc_section(g, intros[kind].format(ds=ds, bb=bb), protocols, pairs)
+             for ds, kind, g, protocols, pairs in learning_curve_parts(df)]
     return (f"# Learning curve: {preset}\n\n{changed}A point of one seed carries the 95% Wilson interval of its test set, "
             "[low, high]; a point of several seeds the 95% t-interval over seeds, ± (seeds per point in the `seeds` "
             "column).\n\n" + '\n\n'.join(parts) + '\n')

@@ -15,7 +15,8 @@ __all__ = ['RESULT_COLUMNS', 'PROTOCOLS', 'ARCH_NAMES', 'TABLE1_NAMES', 'TABLE2_
            'FROZEN_DIFFS', 'LC_ENCODERS', 'LC_FROZEN', 'LC_FINETUNED', 'LC_DIFFS', 'LC_FT_DIFFS', 'read_results',
            'project_root', 'read_paper_tables', 't_quantile', 'mean_ci', 'summarise', 'paired_difference', 'fmt_ci',
            'diff_cell', 'results_table', 'frozen_table', 'table_markdown', 'plot_ablation', 'published_results',
-           'wilson_ci', 'learning_curve_table', 'learning_curve_differences', 'published_learning_curve']
+           'wilson_ci', 'learning_curve_table', 'learning_curve_differences', 'learning_curve_parts',
+           'published_learning_curve']
 
 # %% ../nbs/17_results.ipynb #c005
 RESULT_COLUMNS = ('preset', 'backbone', 'variant', 'dataset', 'fold', 'seed', 'protocol', 'acc1', 'acc5', 'n_test',
@@ -321,6 +322,14 @@ def learning_curve_differences(df: pd.DataFrame, # rows of learning_curve.csv
             rows.append({'difference': f'{LC_ENCODERS[a]} − {LC_ENCODERS[b]}', 'steps': int(st), 'seeds': int(first.iloc[0]['n']),
                          **{name: diff_cell(d[p]) for p, name in protocols.items()}})
     return pd.DataFrame(rows, columns=['difference', 'steps', 'seeds', *protocols.values()]).set_index(['difference', 'steps'])
+
+# %% ../nbs/17_results.ipynb #c045g
+def learning_curve_parts(df: pd.DataFrame, # rows of learning_curve.csv
+                        ) -> list:
+    "The curve's tables in order, (dataset, kind, rows, protocols, pairs): every set frozen, then every fine-tuned set."
+    tuned = df.protocol == 'finetune'
+    return ([(ds, 'frozen', g, LC_FROZEN, LC_DIFFS) for ds, g in df[~tuned].groupby('dataset', sort=False)]
+            + [(ds, 'fine-tuned', g, LC_FINETUNED, LC_FT_DIFFS) for ds, g in df[tuned].groupby('dataset', sort=False)])
 
 # %% ../nbs/17_results.ipynb #c047
 def published_learning_curve(preset: str='quick', # the folder's suffix: the preset the curve ran on, or e.g. 'quick-32px'
