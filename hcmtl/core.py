@@ -26,7 +26,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'VARIANTS', 'TEACHERS',
            'merge_config', 'flatten_config', 'read_config_file', 'config_to_dict', 'config_from_dict', 'config_yaml',
            'save_config', 'load_config', 'apply_overrides', 'config_hash', 'seed_everything', 'seed_worker',
            'get_device', 'default_workers', 'git_commit', 'package_root', 'environment_record', 'find_world',
-           'world_root', 'CheckpointError', 'atomic_write_bytes', 'make_run_dir']
+           'world_root', 'CheckpointError', 'atomic_write_bytes', 'temp_writer_alive', 'make_run_dir']
 
 # %% ../nbs/00_core.ipynb #c005
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -764,6 +764,19 @@ def atomic_write_bytes(data: bytes, path) -> Path:
         f.write(data); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path); _fsync_dir(path.parent)
     return path
+
+# %% ../nbs/00_core.ipynb #c121b
+def _pid_alive(pid) -> bool:
+    "Whether a process of this pid runs on this host (True when that cannot be told)."
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return False
+    except (PermissionError, ValueError, TypeError, OverflowError): return True
+    return True
+
+def temp_writer_alive(path) -> bool:
+    "Whether another live process writes this temporary file (its pid in the name: `.<name>.<pid>.tmp`, `<name>.<pid>.part`)."
+    m = re.search(r'\.(\d+)\.(?:tmp|part)$', Path(path).name)
+    return bool(m) and int(m.group(1)) != os.getpid() and _pid_alive(m.group(1))
 
 # %% ../nbs/00_core.ipynb #c122
 def make_run_dir(cfg: Config, name: str, # kind of run, e.g. 'pretrain'

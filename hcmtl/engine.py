@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .core import (CheckpointError, _fsync_dir, atomic_write_bytes, config_hash, config_to_dict, default_workers,
+from .core import (CheckpointError, _fsync_dir, _pid_alive, atomic_write_bytes, config_hash, config_to_dict, default_workers,
                         environment_record, get_device, save_config, seed_worker)
 from .accel import autocast, configure_backends, cpu_threads, maybe_compile, to_channels_last, use_channels_last
 
@@ -758,13 +758,6 @@ def check_run_dir(run, # the directory asked for (--out)
     if diff:
         raise RunDirError(f"{r} holds a {kind} run with a different configuration ({'; '.join(diff[:8])}); rerun with its "
                           f"settings to continue it, continue it with the new ones with --resume {r}, or choose another --out")
-    return True
-
-# %% ../nbs/12_engine.ipynb #c122
-def _pid_alive(pid) -> bool:
-    try: os.kill(int(pid), 0)
-    except ProcessLookupError: return False
-    except (PermissionError, ValueError, TypeError): return True
     return True
 
 # %% ../nbs/12_engine.ipynb #c123

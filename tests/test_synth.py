@@ -1,5 +1,5 @@
 "End-to-end tests of `hcmtl-synth`: layout, counts, determinism, idempotence."
-import hashlib, json, shutil
+import hashlib, json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import av
@@ -124,6 +124,20 @@ def test_idempotent(world, tmp_path, capsys):
     assert (w / 'lip' / still).read_bytes() == before[Path('lip') / still]
     assert np.array_equal(_decode(w / video), _decode(world / video))
     assert not _files(w, '*.part')
+
+
+def test_concurrent_generation(world, tmp_path):
+    "Several runs may start on one complete world at once: each succeeds and none removes a file another live one writes."
+    w = tmp_path / 'w'; shutil.copytree(world, w)
+    ended = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    live, dead = w / f'.x.txt.{os.getpid()}.tmp', w / f'.x.txt.{int(ended.stdout)}.tmp'
+    live.write_bytes(b''); dead.write_bytes(b'')
+    cmd = ['hcmtl-synth', '--preset', 'smoke', '--out', str(w), '--workers', '1', '--no-progress']
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert live.exists() and not dead.exists()
+    assert json.loads((w / 'world.json').read_text())['generated'] == 0
 
 
 def test_read_by_dataset_loaders(world):

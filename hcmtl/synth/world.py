@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..core import Config, ConfigError, SynthConfig, config_to_dict, config_hash, atomic_write_bytes
+from ..core import Config, ConfigError, SynthConfig, config_to_dict, config_hash, atomic_write_bytes, temp_writer_alive
 from ..video import write_video
 from ..config import add_config_args, cli_errors, config_from_args
 from .body import ACTIONS, PART_NAMES, sample_actor
@@ -252,9 +252,9 @@ def _check_key(out: Path, key: str, seed: int, preset: str):
 
 # %% ../../nbs/06c_synth_world.ipynb #c054
 def _remove_leftovers(out: Path):
-    "Delete the unfinished files (*.tmp, *.part) of an interrupted run."
-    leftovers = list(out.rglob('*.tmp')) + list(out.rglob('*.part'))
-    for tmp in leftovers: tmp.unlink()
+    "Delete the unfinished files (*.tmp, *.part) of an interrupted run; those a live process writes stay."
+    leftovers = [p for p in [*out.rglob('*.tmp'), *out.rglob('*.part')] if not temp_writer_alive(p)]
+    for tmp in leftovers: tmp.unlink(missing_ok=True)
     if leftovers: _log.warning(f"{out}: removed {len(leftovers)} unfinished files of an interrupted run, e.g. {leftovers[0]}")
 
 def _missing(out: Path, items: list, part: str, key: str) -> list:
@@ -264,7 +264,7 @@ def _missing(out: Path, items: list, part: str, key: str) -> list:
     if sizes is not None and json.loads(marker.read_text()).get('key') != key: sizes = None
     missing = [it for it in items if not all(
         (out / r).exists() and (sizes is None or (out / r).stat().st_size == sizes.get(r, -1)) for r in (it.path, it.parts))]
-    if missing and marker.exists(): marker.unlink()
+    if missing: marker.unlink(missing_ok=True)
     return missing
 
 # %% ../../nbs/06c_synth_world.ipynb #c056
